@@ -1,0 +1,71 @@
+/* Renders one work unit into a finished file: narration, timing, scene,
+ * per-frame compositing (only what changed), encoding, atomic placement.
+ * Independent of the network: the agent loop and the benchmarks both call it. */
+#ifndef RF_RENDER_H
+#define RF_RENDER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rf_err.h"
+#include "rf_proto.h"
+
+/* Live counters the heartbeat reads while the unit renders. */
+typedef struct rf_render_progress {
+    _Atomic uint32_t frames_done;
+    _Atomic uint32_t frames_total;
+    _Atomic int stage;  /* rf_render_stage */
+    atomic_bool cancel; /* set by the caller to stop the render */
+} rf_render_progress;
+
+typedef enum rf_render_stage {
+    RF_STAGE_QUEUED = 0,
+    RF_STAGE_AUDIO = 1,
+    RF_STAGE_SCENE = 2,
+    RF_STAGE_ENCODE = 3,
+    RF_STAGE_FINISH = 4,
+} rf_render_stage;
+
+/* Wire name of a stage ("audio", "render", ...). */
+const char *rf_render_stage_name(int stage);
+
+typedef struct rf_render_opts {
+    const char *compositor;       /* "auto", "cpu" or "cuda" */
+    rf_render_progress *progress; /* may be NULL */
+} rf_render_opts;
+
+typedef struct rf_render_result {
+    char output_path[RF_PATH_MAX];
+    uint64_t size_bytes;
+    char sha256[65];
+    uint32_t duration_ms; /* media duration actually written */
+    uint32_t frames;
+    char encoder[RF_NAME_MAX];
+    char compositor[RF_NAME_MAX];
+    uint32_t render_ms;                     /* wall time of the whole unit */
+    uint32_t audio_ms, scene_ms, encode_ms; /* wall time of each stage */
+    uint32_t frames_composited;             /* frames on which something had to be redrawn */
+    double lufs, true_peak_db;
+    /* On failure: the user-facing video error code (BRIEF: asset_download_failed,
+     * template_render_error, audio_generation_failed, video_encoding_error,
+     * storage_upload_failed), a message, and whether a retry may help. */
+    char error_code[RF_NAME_MAX];
+    char error_message[RF_ERRMSG_MAX];
+    bool retryable;
+} rf_render_result;
+
+/* The timing rule (docs/RENDERING.md): the video lasts the requested
+ * duration; the narration starts after the title card and must end before
+ * the end card. If it would not fit it is spoken up to RF_MAX_SPEEDUP times
+ * faster, and if it still does not fit the video is lengthened to fit it:
+ * narration is never cut. */
+#define RF_MAX_SPEEDUP 1.25
+
+/* Renders u to u->output_path (written as a ".part-<lease>" file and renamed
+ * into place when complete). Returns RF_OK and fills res, or an error with
+ * res->error_code/error_message set; RF_ECANCELED if progress->cancel was set.
+ * Leaves no partial file behind on failure. */
+rf_err rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res);
+
+#endif

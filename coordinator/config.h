@@ -1,0 +1,62 @@
+/* Coordinator configuration: one table of {key, type, default, reloadable,
+ * help} (config.c) filling one struct that is passed explicitly to every
+ * module. Sources, later ones overriding earlier ones: the defaults, an
+ * optional file given by --config FILE (lines "key = value", '#' comments),
+ * then command-line flags "--key value" or "--key=value" where the key may be
+ * spelled with dashes or underscores. */
+#ifndef RF_CONFIG_H
+#define RF_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rf_err.h"
+#include "rf_proto.h"
+
+typedef struct rf_coord_config {
+    char http_listen[128];     /* civetweb listening_ports, e.g. "127.0.0.1:8080" */
+    int64_t http_threads;      /* civetweb worker threads */
+    char nng_listen[256];      /* nng URL the REP socket listens on */
+    char db_path[RF_PATH_MAX]; /* SQLite file */
+    char bucket_root[RF_PATH_MAX]; /* local directory holding every output_bucket */
+    int64_t lease_ttl_ms;
+    int64_t reaper_interval_ms;
+    int64_t max_attempts;      /* leases a unit gets before it fails */
+    int64_t fps;
+    char x264_preset[RF_NAME_MAX];
+    int64_t max_rows_per_job;
+    int64_t max_body_bytes;    /* HTTP request bodies */
+    int64_t csv_max_bytes;     /* a CSV file or download */
+    int64_t csv_fetch_timeout_ms;
+    char log_level[16];
+    bool csv_url_allow_file;   /* input_source "path" and file:// URLs may read local files */
+} rf_coord_config;
+
+/* Fills cfg with the table's defaults. */
+void rf_config_defaults(rf_coord_config *cfg);
+
+/* Sets one key from its text value. key may use dashes or underscores.
+ * RF_ENOTFOUND for an unknown key, RF_EINVAL for a value of the wrong type or
+ * out of range; err gets a message naming the key either way. */
+rf_err rf_config_set(rf_coord_config *cfg, const char *key, const char *value, char *err,
+                     size_t err_len);
+
+/* Applies a "key = value" file. Errors name the file and line. RF_EIO when
+ * the file cannot be read. */
+rf_err rf_config_load_file(rf_coord_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Parses argv (argv[0] skipped): --config FILE is applied first wherever it
+ * appears, then every other flag in order. *help is set when --help or -h is
+ * present (nothing else is then checked). Unknown flags are RF_ENOTFOUND. */
+rf_err rf_config_parse_args(rf_coord_config *cfg, int argc, char **argv, bool *help, char *err,
+                            size_t err_len);
+
+/* Makes bucket_root absolute (relative to the working directory) without
+ * requiring it to exist, and strips trailing slashes. */
+rf_err rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len);
+
+/* Prints the table (key, type, default, reloadable, help) as usage text. */
+void rf_config_print_help(FILE *f);
+
+#endif

@@ -1,0 +1,1472 @@
+/* The job domain. All multi-statement operations run in one store
+ * transaction; derived state (item state, job completion, counters) is
+ * recomputed from the units and items, never kept as counters. */
+#include "jobs.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "rf_log.h"
+#include "rf_util.h"
+#include "templates.h"
+
+#define DEFAULT_DURATION_S 300
+#define MAX_DURATION_S 3600
+#define REAP_BATCH 256
+
+/* ---- pure helpers ---- */
+
+static const struct {
+    const char *name;
+    rf_shape shape;
+} platforms[] = {
+    {"youtube", RF_SHAPE_LANDSCAPE},      {"tiktok", RF_SHAPE_PORTRAIT},
+    {"shorts", RF_SHAPE_PORTRAIT},        {"youtube_shorts", RF_SHAPE_PORTRAIT},
+    {"reels", RF_SHAPE_PORTRAIT},         {"instagram_reels", RF_SHAPE_PORTRAIT},
+    {"instagram", RF_SHAPE_SQUARE},
+};
+
+bool
+rf_platform_shape(const char *platform, rf_shape *shape)
+{
+    for (size_t i = 0; i < sizeof(platforms) / sizeof(platforms[0]); i++) {
+        if (strcmp(platforms[i].name, platform) == 0) {
+            *shape = platforms[i].shape;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+rf_resolution_size(const char *resolution, rf_shape shape, uint32_t *width, uint32_t *height)
+{
+    uint32_t shortside, longside;
+
+    if (strcmp(resolution, "720p") == 0) {
+        shortside = 720;
+        longside = 1280;
+    } else if (strcmp(resolution, "1080p") == 0) {
+        shortside = 1080;
+        longside = 1920;
+    } else if (strcmp(resolution, "4k") == 0) {
+        shortside = 2160;
+        longside = 3840;
+    } else {
+        return false;
+    }
+    switch (shape) {
+    case RF_SHAPE_LANDSCAPE:
+        *width = longside;
+        *height = shortside;
+        return true;
+    case RF_SHAPE_PORTRAIT:
+        *width = shortside;
+        *height = longside;
+        return true;
+    case RF_SHAPE_SQUARE:
+        *width = shortside;
+        *height = shortside;
+        return true;
+    }
+    return false;
+}
+
+void
+rf_slugify(const char *title, char *out, size_t len)
+{
+    size_t n = 0;
+    size_t max = len - 1 < 40 ? len - 1 : 40;
+    bool dash = false;
+
+    for (const char *p = title; *p != '\0' && n < max; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x80 && isalnum(c)) {
+            if (dash && n > 0) {
+                out[n++] = '-';
+                if (n >= max) {
+                    break;
+                }
+            }
+            out[n++] = (char)tolower(c);
+            dash = false;
+        } else {
+            dash = true;
+        }
+    }
+    while (n > 0 && out[n - 1] == '-') {
+        n--;
+    }
+    out[n] = '\0';
+    if (n == 0) {
+        snprintf(out, len, "video");
+    }
+}
+
+static const char *const job_states[] = {"pending",   "running",   "pausing",
+                                         "paused",    "completing", "completed",
+                                         "canceling", "canceled",  "failed"};
+
+/* The user guide's state table as allowed transitions. pending may end at
+ * once when a job has nothing to render; failed -> pending is retry. */
+static const struct {
+    const char *from;
+    const char *to[6];
+} transitions[] = {
+    {"pending", {"running", "canceling", "canceled", "completed", "failed", NULL}},
+    {"running", {"pausing", "paused", "completing", "completed", "failed", "canceling"}},
+    {"pausing", {"paused", "canceling", "failed", NULL}},
+    {"paused", {"running", "canceling", "canceled", NULL}},
+    {"completing", {"completed", "failed", NULL}},
+    {"canceling", {"canceled", NULL}},
+    {"failed", {"pending", "canceling", "canceled", NULL}},
+    {"completed", {NULL}},
+    {"canceled", {NULL}},
+};
+
+bool
+rf_job_state_valid(const char *state)
+{
+    for (size_t i = 0; i < sizeof(job_states) / sizeof(job_states[0]); i++) {
+        if (strcmp(job_states[i], state) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+rf_job_state_terminal(const char *state)
+{
+    return strcmp(state, "completed") == 0 || strcmp(state, "canceled") == 0 ||
+           strcmp(state, "failed") == 0;
+}
+
+bool
+rf_job_transition_allowed(const char *from, const char *to)
+{
+    for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++) {
+        if (strcmp(transitions[i].from, from) != 0) {
+            continue;
+        }
+        for (size_t j = 0; j < 6 && transitions[i].to[j] != NULL; j++) {
+            if (strcmp(transitions[i].to[j], to) == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return false;
+}
+
+static void
+copy_str(char *dst, const char *src, size_t len)
+{
+    rf_err rv = rf_strlcpy(dst, src != NULL ? src : "", len);
+    (void)rv; /* callers pass values already checked to fit, or accept truncation */
+}
+
+/* ---- events and state changes ---- */
+
+/* Writes an event; steals data. */
+static rf_err
+emit(rf_store *st, const char *job_id, const char *type, json_t *data, int64_t now_ms)
+{
+    char *text;
+    rf_err rv;
+
+    if (data == NULL) {
+        return RF_ENOMEM;
+    }
+    text = json_dumps(data, JSON_COMPACT);
+    json_decref(data);
+    if (text == NULL) {
+        return RF_ENOMEM;
+    }
+    rv = rf_store_event_add(st, job_id, type, text, now_ms);
+    free(text);
+    return rv;
+}
+
+static rf_err
+job_set_state(rf_store *st, rf_job_rec *job, const char *to, const char *reason,
+              const char *error_code, const char *error_message, int64_t now_ms)
+{
+    char prior[RF_NAME_MAX];
+    rf_err rv;
+
+    if (!rf_job_transition_allowed(job->state, to)) {
+        rf_warn("job %s: refused transition %s -> %s", job->id, job->state, to);
+        return RF_ECONFLICT;
+    }
+    copy_str(prior, job->state, sizeof(prior));
+    copy_str(job->state, to, sizeof(job->state));
+    job->updated_at = now_ms;
+    if (strcmp(to, "running") == 0 && job->started_at == 0) {
+        job->started_at = now_ms;
+    }
+    if (rf_job_state_terminal(to)) {
+        job->finished_at = now_ms;
+    }
+    copy_str(job->error_code, error_code, sizeof(job->error_code));
+    copy_str(job->error_message, error_message, sizeof(job->error_message));
+    rv = rf_store_job_update_state(st, job);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rf_info("job %s: %s -> %s (%s)", job->id, prior, to, reason);
+    rv = emit(st, job->id, "job.state_changed",
+              json_pack("{s:s, s:s, s:s, s:s}", "job_id", job->id, "prior_state", prior,
+                        "new_state", to, "reason", reason),
+              now_ms);
+    if (rv == RF_OK && strcmp(to, "completed") == 0) {
+        rv = emit(st, job->id, "job.completed", json_pack("{s:s}", "job_id", job->id), now_ms);
+    }
+    if (rv == RF_OK && strcmp(to, "failed") == 0) {
+        rv = emit(st, job->id, "job.failed",
+                  json_pack("{s:s, s:s, s:s}", "job_id", job->id, "error_code",
+                            error_code != NULL ? error_code : "", "error_message",
+                            error_message != NULL ? error_message : ""),
+                  now_ms);
+    }
+    return rv;
+}
+
+/* Ends a pending or running job once every item is terminal. */
+static rf_err
+job_refresh(rf_store *st, const char *job_id, int64_t now_ms)
+{
+    rf_job_rec job;
+    rf_item_counts c;
+    rf_err rv = rf_store_job_get(st, job_id, &job);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    if (strcmp(job.state, "pending") != 0 && strcmp(job.state, "running") != 0) {
+        goto out;
+    }
+    rv = rf_store_job_item_counts(st, job_id, &c);
+    if (rv != RF_OK || c.pending + c.processing > 0) {
+        goto out;
+    }
+    if (c.completed > 0 || c.skipped == c.total) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "all items finished: %u completed, %u failed, %u skipped",
+                 c.completed, c.failed, c.skipped);
+        rv = job_set_state(st, &job, "completed", reason, NULL, NULL, now_ms);
+    } else {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "all %u items failed", c.failed);
+        rv = job_set_state(st, &job, "failed", msg, "all_items_failed", msg, now_ms);
+    }
+out:
+    rf_job_rec_clear(&job);
+    return rv;
+}
+
+/* Derives an item's state from its units; emits video.* events when it ends.
+ * When an item fails its queued units are canceled (no point rendering the
+ * other shapes of a failed row). */
+static rf_err
+item_refresh(rf_store *st, const char *item_id, int64_t now_ms)
+{
+    rf_item_rec item;
+    rf_unit_rec *units = NULL;
+    size_t n = 0;
+    const rf_unit_rec *failed = NULL;
+    size_t completed = 0, active = 0;
+    const char *state;
+    rf_err rv = rf_store_item_get(st, item_id, &item);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    if (strcmp(item.state, "pending") != 0 && strcmp(item.state, "processing") != 0) {
+        goto out; /* terminal */
+    }
+    rv = rf_store_units_of_item(st, item_id, &units, &n);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(units[i].state, "failed") == 0 && failed == NULL) {
+            failed = &units[i];
+        } else if (strcmp(units[i].state, "completed") == 0) {
+            completed++;
+        }
+        if (strcmp(units[i].state, "leased") == 0 || strcmp(units[i].state, "completed") == 0) {
+            active++;
+        }
+    }
+    if (failed != NULL) {
+        state = "failed";
+    } else if (n > 0 && completed == n) {
+        state = "completed";
+    } else if (active > 0) {
+        state = "processing";
+    } else {
+        state = "pending";
+    }
+    if (strcmp(state, item.state) == 0) {
+        goto out;
+    }
+    copy_str(item.state, state, sizeof(item.state));
+    item.updated_at = now_ms;
+    if (failed != NULL) {
+        copy_str(item.error_code, failed->error_code, sizeof(item.error_code));
+        copy_str(item.error_message, failed->error_message, sizeof(item.error_message));
+    }
+    rv = rf_store_item_update_state(st, &item);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    if (failed != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(units[i].state, "queued") != 0) {
+                continue;
+            }
+            copy_str(units[i].state, "canceled", sizeof(units[i].state));
+            units[i].updated_at = now_ms;
+            rv = rf_store_unit_update(st, &units[i]);
+            if (rv != RF_OK) {
+                goto out;
+            }
+        }
+        rv = emit(st, item.job_id, "video.failed",
+                  json_pack("{s:s, s:s, s:i, s:s, s:s}", "job_id", item.job_id, "item_id",
+                            item.id, "row_number", (int)item.row_number, "error_code",
+                            item.error_code, "error_message", item.error_message),
+                  now_ms);
+    } else if (strcmp(state, "completed") == 0) {
+        json_t *paths = json_array();
+        for (size_t i = 0; paths != NULL && i < n; i++) {
+            json_array_append_new(paths, json_string(units[i].output_path));
+        }
+        rv = emit(st, item.job_id, "video.completed",
+                  json_pack("{s:s, s:s, s:i, s:s, s:o*}", "job_id", item.job_id, "item_id",
+                            item.id, "row_number", (int)item.row_number, "title", item.title,
+                            "paths", paths),
+                  now_ms);
+    }
+out:
+    free(units);
+    rf_item_rec_clear(&item);
+    return rv;
+}
+
+/* ---- creation ---- */
+
+typedef struct row_plan {
+    bool skipped;
+    char error[RF_ERRMSG_MAX]; /* "" when the row is valid */
+    json_t *data;              /* normalised fields */
+    const char *title;         /* points into data */
+    int priority;
+    uint32_t duration_s;
+    size_t n_shapes;
+    rf_shape shapes[3];
+    char renditions[3][RF_NAME_MAX];
+} row_plan;
+
+static void
+plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends "row N: msg", or "; msg" after the first error of the row. */
+static void
+plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
+{
+    size_t used = strlen(p->error);
+    va_list ap;
+
+    if (used + 8 >= sizeof(p->error)) {
+        return;
+    }
+    if (used == 0) {
+        used = (size_t)snprintf(p->error, sizeof(p->error), "row %u: ", row_number);
+    } else {
+        used += (size_t)snprintf(p->error + used, sizeof(p->error) - used, "; ");
+    }
+    if (used >= sizeof(p->error)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(p->error + used, sizeof(p->error) - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Trimmed copy of a field into the row's JSON; returns the stored string or
+ * NULL when the field is absent or blank. The string belongs to data: it
+ * lives until that key is set again. */
+static const char *
+take_field(json_t *data, const rf_row *row, rf_field f)
+{
+    const char *s = row->fields[f];
+    const char *end;
+    json_t *v;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    while (*s != '\0' && isspace((unsigned char)*s)) {
+        s++;
+    }
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) {
+        end--;
+    }
+    if (end == s) {
+        return NULL;
+    }
+    v = json_stringn(s, (size_t)(end - s));
+    if (v == NULL) {
+        /* not valid UTF-8: keep the row failing with a clear message */
+        return "\x01";
+    }
+    json_object_set_new(data, rf_field_name(f), v);
+    return json_string_value(json_object_get(data, rf_field_name(f)));
+}
+
+static void
+lowercase_ascii(char *s)
+{
+    for (; *s != '\0'; s++) {
+        *s = (char)tolower((unsigned char)*s);
+    }
+}
+
+static void
+plan_platforms(row_plan *p, uint32_t rn, const char *text)
+{
+    char buf[1024];
+    char *save = NULL;
+
+    p->n_shapes = 0;
+    if (text == NULL) {
+        text = "youtube";
+    }
+    if (rf_strlcpy(buf, text, sizeof(buf)) != RF_OK) {
+        plan_error(p, rn, "platform_preferences is too long");
+        return;
+    }
+    lowercase_ascii(buf);
+    for (char *tok = strtok_r(buf, ",; \t\r\n|/", &save); tok != NULL;
+         tok = strtok_r(NULL, ",; \t\r\n|/", &save)) {
+        rf_shape shape;
+        bool seen = false;
+
+        for (char *c = tok; *c != '\0'; c++) {
+            if (*c == '-') {
+                *c = '_';
+            }
+        }
+        if (!rf_platform_shape(tok, &shape)) {
+            plan_error(p, rn,
+                       "platform_preferences: unknown platform '%.40s' (use youtube, tiktok, "
+                       "shorts, reels, instagram)",
+                       tok);
+            continue;
+        }
+        for (size_t i = 0; i < p->n_shapes; i++) {
+            seen = seen || p->shapes[i] == shape;
+        }
+        if (!seen) {
+            p->shapes[p->n_shapes] = shape;
+            copy_str(p->renditions[p->n_shapes], tok, RF_NAME_MAX);
+            p->n_shapes++;
+        }
+    }
+    if (p->n_shapes == 0 && p->error[0] == '\0') {
+        p->shapes[0] = RF_SHAPE_LANDSCAPE;
+        copy_str(p->renditions[0], "youtube", RF_NAME_MAX);
+        p->n_shapes = 1;
+    }
+}
+
+static void
+plan_duration(row_plan *p, uint32_t rn, const char *text)
+{
+    char *end = NULL;
+    double d;
+
+    p->duration_s = DEFAULT_DURATION_S;
+    if (text == NULL) {
+        return;
+    }
+    errno = 0;
+    d = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !isfinite(d) || d != floor(d) ||
+        !isdigit((unsigned char)text[0])) {
+        plan_error(p, rn, "duration_seconds must be a whole number of seconds (got '%.32s')",
+                   text);
+        return;
+    }
+    if (d < 1 || d > MAX_DURATION_S) {
+        plan_error(p, rn, "duration_seconds must be between 1 and %d", MAX_DURATION_S);
+        return;
+    }
+    p->duration_s = (uint32_t)d;
+    json_object_set_new(p->data, "duration_seconds", json_integer((json_int_t)p->duration_s));
+}
+
+/* Normalises an enum-like field to lowercase in the row JSON, checking it. */
+static void
+plan_choice(row_plan *p, uint32_t rn, rf_field f, const char *value, bool (*valid)(const char *),
+            const char *allowed)
+{
+    char buf[RF_NAME_MAX];
+
+    if (value == NULL) {
+        return;
+    }
+    if (rf_strlcpy(buf, value, sizeof(buf)) != RF_OK) {
+        plan_error(p, rn, "%s must be one of %s", rf_field_name(f), allowed);
+        return;
+    }
+    lowercase_ascii(buf);
+    if (!valid(buf)) {
+        plan_error(p, rn, "%s must be one of %s (got '%.32s')", rf_field_name(f), allowed, value);
+        return;
+    }
+    json_object_set_new(p->data, rf_field_name(f), json_string(buf));
+}
+
+static void
+plan_length(row_plan *p, uint32_t rn, rf_field f, const char *value, size_t max)
+{
+    if (value != NULL && strlen(value) > max) {
+        plan_error(p, rn, "%s is longer than %zu bytes", rf_field_name(f), max);
+    }
+}
+
+static bool
+priority_valid(const char *s)
+{
+    return rf_priority_parse(s) >= 0;
+}
+
+/* Validates one row at the user guide's "moderate" level. */
+static rf_err
+plan_row(const rf_row *row, row_plan *p)
+{
+    const char *v[RF_F_COUNT];
+    uint32_t rn = row->row_number;
+    bool empty = true;
+
+    memset(p, 0, sizeof(*p));
+    p->priority = 1;
+    p->data = json_object();
+    if (p->data == NULL) {
+        return RF_ENOMEM;
+    }
+    for (int f = 0; f < RF_F_COUNT; f++) {
+        v[f] = take_field(p->data, row, (rf_field)f);
+        if (v[f] != NULL) {
+            empty = false;
+        }
+        if (v[f] != NULL && v[f][0] == '\x01') {
+            plan_error(p, rn, "%s is not valid UTF-8 text", rf_field_name((rf_field)f));
+            v[f] = NULL;
+        }
+    }
+    if (empty) {
+        p->skipped = true;
+        return RF_OK;
+    }
+    p->title = v[RF_F_IDEA_TITLE] != NULL ? v[RF_F_IDEA_TITLE] : "";
+    if (v[RF_F_IDEA_TITLE] == NULL) {
+        plan_error(p, rn, "idea_title is required");
+    }
+    if (v[RF_F_SCRIPT_CONTENT] == NULL) {
+        plan_error(p, rn, "script_content is required");
+    }
+    plan_length(p, rn, RF_F_IDEA_TITLE, v[RF_F_IDEA_TITLE], RF_TITLE_MAX);
+    plan_length(p, rn, RF_F_DESCRIPTION, v[RF_F_DESCRIPTION], RF_DESC_MAX);
+    plan_length(p, rn, RF_F_SCRIPT_CONTENT, v[RF_F_SCRIPT_CONTENT], RF_SCRIPT_MAX);
+    plan_length(p, rn, RF_F_TARGET_AUDIENCE, v[RF_F_TARGET_AUDIENCE], RF_NAME_MAX * 4 - 1);
+    plan_length(p, rn, RF_F_TONE, v[RF_F_TONE], RF_NAME_MAX - 1);
+    plan_duration(p, rn, v[RF_F_DURATION_SECONDS]);
+    plan_platforms(p, rn, v[RF_F_PLATFORM_PREFERENCES]);
+    plan_choice(p, rn, RF_F_VOICE_PREFERENCE, v[RF_F_VOICE_PREFERENCE], rf_voice_valid,
+                "female, male, neutral");
+    plan_choice(p, rn, RF_F_STYLE_OVERRIDE, v[RF_F_STYLE_OVERRIDE], rf_style_valid,
+                "modern, classic, minimal, corporate");
+    /* Read before plan_choice: it replaces the JSON string v[] points to. */
+    if (v[RF_F_PRIORITY] != NULL && rf_priority_parse(v[RF_F_PRIORITY]) >= 0) {
+        p->priority = rf_priority_parse(v[RF_F_PRIORITY]);
+    }
+    plan_choice(p, rn, RF_F_PRIORITY, v[RF_F_PRIORITY], priority_valid, "low, normal, high");
+    /* title points into data; re-read it in case the object was modified */
+    p->title = json_string_value(json_object_get(p->data, "idea_title"));
+    if (p->title == NULL) {
+        p->title = "";
+    }
+    return RF_OK;
+}
+
+static rf_err
+insert_row(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job, const rf_row *row,
+           int64_t now_ms)
+{
+    row_plan plan;
+    rf_item_rec item;
+    char *data_text = NULL;
+    rf_err rv;
+
+    memset(&item, 0, sizeof(item));
+    rv = plan_row(row, &plan);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    data_text = json_dumps(plan.data, JSON_COMPACT);
+    if (data_text == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    rf_new_id("itm_", item.id, sizeof(item.id));
+    copy_str(item.job_id, job->id, sizeof(item.job_id));
+    item.row_number = row->row_number;
+    item.data_json = data_text;
+    copy_str(item.title, plan.skipped ? "" : plan.title, sizeof(item.title));
+    item.priority = plan.priority;
+    item.created_at = now_ms;
+    item.updated_at = now_ms;
+    if (plan.skipped) {
+        copy_str(item.state, "skipped", sizeof(item.state));
+    } else if (plan.error[0] != '\0') {
+        copy_str(item.state, "failed", sizeof(item.state));
+        copy_str(item.error_code, "validation_error", sizeof(item.error_code));
+        copy_str(item.error_message, plan.error, sizeof(item.error_message));
+    } else {
+        copy_str(item.state, "pending", sizeof(item.state));
+    }
+    rv = rf_store_item_insert(st, &item);
+    if (rv != RF_OK || strcmp(item.state, "pending") != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < plan.n_shapes; i++) {
+        rf_unit_rec u;
+        char slug[41];
+
+        memset(&u, 0, sizeof(u));
+        rf_new_id("unt_", u.id, sizeof(u.id));
+        copy_str(u.item_id, item.id, sizeof(u.item_id));
+        copy_str(u.job_id, job->id, sizeof(u.job_id));
+        copy_str(u.rendition, plan.renditions[i], sizeof(u.rendition));
+        if (!rf_resolution_size(job->resolution, plan.shapes[i], &u.width, &u.height)) {
+            rv = RF_EINVAL;
+            goto out;
+        }
+        u.fps = (uint32_t)cfg->fps;
+        u.duration_ms = plan.duration_s * 1000u;
+        u.frames_total = (uint32_t)(((uint64_t)u.duration_ms * u.fps + 500) / 1000);
+        copy_str(u.state, "queued", sizeof(u.state));
+        rf_slugify(plan.title, slug, sizeof(slug));
+        if (rf_fmt(u.output_path, sizeof(u.output_path), "%s/%s/%s/%04u-%s-%s.%s",
+                   cfg->bucket_root, job->output_bucket, job->id, row->row_number, slug,
+                   u.rendition, job->format) != RF_OK) {
+            rf_error("job %s: output path under %s is too long", job->id, cfg->bucket_root);
+            rv = RF_ETOOBIG;
+            goto out;
+        }
+        u.created_at = now_ms;
+        u.updated_at = now_ms;
+        rv = rf_store_unit_insert(st, &u);
+        if (rv != RF_OK) {
+            goto out;
+        }
+    }
+out:
+    json_decref(plan.data);
+    free(data_text);
+    return rv;
+}
+
+rf_err
+rf_jobs_create(rf_store *st, const rf_coord_config *cfg, const rf_job_spec *spec,
+               const rf_rows *rows, int64_t now_ms, char job_id[RF_ID_MAX])
+{
+    rf_job_rec job;
+    rf_err rv;
+
+    memset(&job, 0, sizeof(job));
+    rf_new_id("job_", job.id, sizeof(job.id));
+    copy_str(job.tenant, "default", sizeof(job.tenant));
+    copy_str(job.title, spec->title, sizeof(job.title));
+    job.priority = spec->priority;
+    copy_str(job.state, "pending", sizeof(job.state));
+    /* The record borrows the spec's strings; nothing here is freed. */
+    job.request_json = spec->request_json;
+    job.input_json = spec->input_json;
+    job.overrides_json = spec->overrides_json;
+    copy_str(job.format, spec->format, sizeof(job.format));
+    copy_str(job.video_codec, spec->video_codec, sizeof(job.video_codec));
+    copy_str(job.audio_codec, spec->audio_codec, sizeof(job.audio_codec));
+    copy_str(job.resolution, spec->resolution, sizeof(job.resolution));
+    copy_str(job.output_bucket, spec->output_bucket, sizeof(job.output_bucket));
+    copy_str(job.template_id, spec->template_id, sizeof(job.template_id));
+    job.processing_deadline_ms = spec->processing_deadline_ms;
+    copy_str(job.callback_url, spec->callback_url, sizeof(job.callback_url));
+    job.created_at = now_ms;
+    job.updated_at = now_ms;
+
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_insert(st, &job);
+    for (size_t i = 0; rv == RF_OK && i < rows->n; i++) {
+        rv = insert_row(st, cfg, &job, &rows->rows[i], now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = emit(st, job.id, "job.created",
+                  json_pack("{s:s, s:s, s:I}", "job_id", job.id, "title", job.title, "rows",
+                            (json_int_t)rows->n),
+                  now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = job_refresh(st, job.id, now_ms); /* nothing to render: ends now */
+    }
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    rv = rf_store_commit(st);
+    if (rv == RF_OK) {
+        copy_str(job_id, job.id, RF_ID_MAX);
+        rf_info("job %s created: '%s', %zu rows", job.id, job.title, rows->n);
+    }
+    return rv;
+}
+
+/* ---- reads ---- */
+
+void
+rf_job_view_clear(rf_job_view *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    rf_job_rec_clear(&v->job);
+    memset(v, 0, sizeof(*v));
+}
+
+rf_err
+rf_jobs_get(rf_store *st, const char *job_id, int64_t now_ms, rf_job_view *out)
+{
+    rf_err rv;
+    double pct = 0.0;
+
+    memset(out, 0, sizeof(*out));
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &out->job);
+    if (rv == RF_OK) {
+        rv = rf_store_job_item_counts(st, job_id, &out->items);
+    }
+    if (rv == RF_OK) {
+        rv = rf_store_job_frames(st, job_id, &out->frames_done, &out->frames_total);
+    }
+    rf_store_rollback(st); /* read only */
+    if (rv != RF_OK) {
+        rf_job_view_clear(out);
+        return rv;
+    }
+    if (rf_job_state_terminal(out->job.state)) {
+        pct = 100.0;
+    } else if (out->frames_total > 0) {
+        pct = 100.0 * (double)out->frames_done / (double)out->frames_total;
+    }
+    out->percent_complete = round(pct * 10.0) / 10.0;
+    if (out->job.started_at > 0) {
+        int64_t end = out->job.finished_at > 0 ? out->job.finished_at : now_ms;
+        out->processing_time_ms = end > out->job.started_at ? end - out->job.started_at : 0;
+    }
+    out->eta_ms = -1;
+    if (rf_job_state_terminal(out->job.state)) {
+        out->eta_ms = 0;
+    } else if (out->job.started_at > 0 && pct > 0.0 && pct < 100.0) {
+        out->eta_ms = (int64_t)((double)out->processing_time_ms * (100.0 - pct) / pct);
+    }
+    return RF_OK;
+}
+
+void
+rf_video_views_free(rf_video_view *v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rf_item_rec_clear(&v[i].item);
+        free(v[i].units);
+    }
+    free(v);
+}
+
+rf_err
+rf_jobs_videos(rf_store *st, const char *job_id, const char *state, uint32_t after_row,
+               size_t limit, rf_video_view **out, size_t *n, bool *more)
+{
+    rf_job_rec job;
+    rf_item_rec *items = NULL;
+    size_t n_items = 0;
+    rf_video_view *views = NULL;
+    size_t done = 0;
+    rf_err rv;
+
+    *out = NULL;
+    *n = 0;
+    *more = false;
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &job);
+    rf_job_rec_clear(&job);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    rv = rf_store_items_list(st, job_id, state, after_row, limit + 1, &items, &n_items);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    if (n_items > limit) {
+        *more = true;
+        n_items = limit;
+    }
+    views = calloc(n_items > 0 ? n_items : 1, sizeof(*views));
+    if (views == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    for (; done < n_items; done++) {
+        views[done].item = items[done];
+        memset(&items[done], 0, sizeof(items[done])); /* moved */
+        rv = rf_store_units_of_item(st, views[done].item.id, &views[done].units,
+                                    &views[done].n_units);
+        if (rv != RF_OK) {
+            done++;
+            goto out;
+        }
+    }
+out:
+    rf_store_rollback(st);
+    rf_item_recs_free(items, n_items + (*more ? 1 : 0));
+    if (rv != RF_OK) {
+        rf_video_views_free(views, done);
+        *more = false;
+        return rv;
+    }
+    *out = views;
+    *n = n_items;
+    return RF_OK;
+}
+
+/* ---- agents and leases ---- */
+
+rf_err
+rf_jobs_agent_hello(rf_store *st, const rf_hello *h, int64_t now_ms)
+{
+    json_t *caps = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:[]}", "hostname", h->hostname,
+                             "version", h->version, "cpu_cores", (int)h->cpu_cores, "slots",
+                             (int)h->slots, "gpus", (int)h->gpus, "compositor", h->compositor,
+                             "encoders");
+    char *text = NULL;
+    rf_err rv;
+
+    if (caps == NULL) {
+        return RF_ENOMEM;
+    }
+    for (uint32_t i = 0; i < h->n_encoders && i < RF_MAX_ENCODERS; i++) {
+        json_array_append_new(json_object_get(caps, "encoders"), json_string(h->encoders[i]));
+    }
+    text = json_dumps(caps, JSON_COMPACT);
+    json_decref(caps);
+    if (text == NULL) {
+        return RF_ENOMEM;
+    }
+    rv = rf_store_begin(st);
+    if (rv == RF_OK) {
+        rv = rf_store_agent_upsert(st, h->agent_id, h->hostname, text, now_ms);
+        if (rv == RF_OK) {
+            rv = rf_store_commit(st);
+        } else {
+            rf_store_rollback(st);
+        }
+    }
+    free(text);
+    if (rv == RF_OK) {
+        rf_info("agent %s hello: host %s, %u slots, %s compositor, %u encoders", h->agent_id,
+                h->hostname, h->slots, h->compositor, h->n_encoders);
+    }
+    return rv;
+}
+
+static void
+refuse(rf_outcome *oc, rf_verdict v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+refuse(rf_outcome *oc, rf_verdict v, const char *fmt, ...)
+{
+    va_list ap;
+
+    oc->verdict = v;
+    va_start(ap, fmt);
+    vsnprintf(oc->reason, sizeof(oc->reason), fmt, ap);
+    va_end(ap);
+}
+
+static void
+unit_clear_strings(rf_unit *u)
+{
+    free(u->title);
+    free(u->description);
+    free(u->script);
+    u->title = NULL;
+    u->description = NULL;
+    u->script = NULL;
+}
+
+static const char *
+json_str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* Fills the wire unit from the job, item, unit and template: row values
+ * override the job's overrides, which override the template. RF_EINVAL when
+ * stored data does not fit the wire limits (it was validated at ingest, so
+ * this means the database was edited). */
+static rf_err
+build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec *item,
+           const rf_unit_rec *u, rf_unit *out)
+{
+    json_t *data = NULL, *ov = NULL;
+    const rf_template *tpl = rf_template_find(job->template_id);
+    const json_t *colors;
+    const char *s;
+    rf_err rv = RF_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (tpl == NULL) {
+        tpl = rf_template_find("tpl_standard");
+    }
+    data = json_loads(item->data_json, 0, NULL);
+    ov = json_loads(job->overrides_json, 0, NULL);
+    if (!json_is_object(data) || !json_is_object(ov)) {
+        rv = RF_EINVAL;
+        goto out;
+    }
+    copy_str(out->unit_id, u->id, sizeof(out->unit_id));
+    copy_str(out->lease_id, u->lease_id, sizeof(out->lease_id));
+    copy_str(out->job_id, job->id, sizeof(out->job_id));
+    copy_str(out->item_id, item->id, sizeof(out->item_id));
+    out->row_number = item->row_number;
+    out->lease_expires_ms = (uint64_t)u->lease_expires_at;
+    copy_str(out->rendition, u->rendition, sizeof(out->rendition));
+    out->width = u->width;
+    out->height = u->height;
+    out->fps = u->fps;
+    out->duration_ms = u->duration_ms;
+    copy_str(out->container, job->format, sizeof(out->container));
+    copy_str(out->video_codec, job->video_codec, sizeof(out->video_codec));
+    copy_str(out->audio_codec, job->audio_codec, sizeof(out->audio_codec));
+    copy_str(out->preset, cfg->x264_preset, sizeof(out->preset));
+    if (rf_strlcpy(out->output_path, u->output_path, sizeof(out->output_path)) != RF_OK) {
+        rv = RF_EINVAL;
+        goto out;
+    }
+    s = json_str(data, "idea_title");
+    out->title = strdup(s != NULL ? s : item->title);
+    s = json_str(data, "description");
+    out->description = strdup(s != NULL ? s : "");
+    s = json_str(data, "script_content");
+    out->script = s != NULL ? strdup(s) : NULL;
+    if (out->title == NULL || out->description == NULL || out->script == NULL) {
+        rv = s == NULL ? RF_EINVAL : RF_ENOMEM;
+        goto out;
+    }
+    if (rf_strlcpy(out->audience, json_str(data, "target_audience") != NULL
+                                      ? json_str(data, "target_audience")
+                                      : "",
+                   sizeof(out->audience)) != RF_OK ||
+        rf_strlcpy(out->tone, json_str(data, "tone") != NULL ? json_str(data, "tone") : "",
+                   sizeof(out->tone)) != RF_OK) {
+        rv = RF_EINVAL;
+        goto out;
+    }
+    copy_str(out->template_id, tpl->id, sizeof(out->template_id));
+    s = json_str(data, "style_override");
+    if (s == NULL) {
+        s = json_str(ov, "style");
+    }
+    copy_str(out->style, s != NULL ? s : tpl->style, sizeof(out->style));
+    s = json_str(data, "voice_preference");
+    if (s == NULL) {
+        s = json_str(ov, "voice");
+    }
+    copy_str(out->voice, s != NULL ? s : tpl->voice, sizeof(out->voice));
+    s = json_str(ov, "font_family");
+    copy_str(out->font_family, s != NULL ? s : tpl->font_family, sizeof(out->font_family));
+    s = json_str(ov, "logo_position");
+    copy_str(out->logo_position, s != NULL ? s : tpl->logo_position, sizeof(out->logo_position));
+    colors = json_object_get(ov, "colors");
+    if (json_is_array(colors) && json_array_size(colors) > 0) {
+        for (size_t i = 0; i < json_array_size(colors) && i < RF_MAX_COLORS; i++) {
+            copy_str(out->colors[i], json_string_value(json_array_get(colors, i)), 8);
+            out->n_colors++;
+        }
+    } else {
+        for (size_t i = 0; i < 3; i++) {
+            copy_str(out->colors[i], tpl->colors[i], 8);
+        }
+        out->n_colors = 3;
+    }
+    out->voice_speed = tpl->voice_speed;
+    out->voice_pitch = tpl->voice_pitch;
+    if (json_is_number(json_object_get(ov, "voice_speed"))) {
+        double v = json_number_value(json_object_get(ov, "voice_speed"));
+        out->voice_speed = v >= 0.5 && v <= 2.0 ? v : out->voice_speed;
+    }
+    if (json_is_number(json_object_get(ov, "voice_pitch"))) {
+        double v = json_number_value(json_object_get(ov, "voice_pitch"));
+        out->voice_pitch = v >= -12.0 && v <= 12.0 ? v : out->voice_pitch;
+    }
+out:
+    json_decref(data);
+    json_decref(ov);
+    if (rv != RF_OK) {
+        unit_clear_strings(out);
+    }
+    return rv;
+}
+
+/* Ends a unit with an error and lets its item and job follow. */
+static rf_err
+unit_fail(rf_store *st, rf_unit_rec *u, const char *code, const char *msg, int64_t now_ms)
+{
+    rf_err rv;
+
+    copy_str(u->state, "failed", sizeof(u->state));
+    copy_str(u->error_code, code, sizeof(u->error_code));
+    copy_str(u->error_message, msg, sizeof(u->error_message));
+    u->lease_expires_at = 0;
+    u->updated_at = now_ms;
+    rv = rf_store_unit_update(st, u);
+    if (rv == RF_OK) {
+        rv = item_refresh(st, u->item_id, now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = job_refresh(st, u->job_id, now_ms);
+    }
+    rf_info("unit %s (job %s) failed: %s: %s", u->id, u->job_id, code, msg);
+    return rv;
+}
+
+/* Puts a unit back in the queue. */
+static rf_err
+unit_requeue(rf_store *st, rf_unit_rec *u, int64_t now_ms)
+{
+    rf_err rv;
+
+    copy_str(u->state, "queued", sizeof(u->state));
+    u->lease_id[0] = '\0';
+    u->agent_id[0] = '\0';
+    u->lease_expires_at = 0;
+    u->frames_done = 0;
+    u->updated_at = now_ms;
+    rv = rf_store_unit_update(st, u);
+    if (rv == RF_OK) {
+        rv = item_refresh(st, u->item_id, now_ms);
+    }
+    return rv;
+}
+
+rf_err
+rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, int64_t now_ms,
+              rf_unit *unit, bool *leased, rf_outcome *oc)
+{
+    bool known = false;
+    rf_err rv;
+
+    memset(oc, 0, sizeof(*oc));
+    memset(unit, 0, sizeof(*unit));
+    *leased = false;
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_agent_touch(st, agent_id, now_ms, &known);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    if (!known) {
+        refuse(oc, RF_VERDICT_UNKNOWN_AGENT, "agent %s has not said hello", agent_id);
+        goto out;
+    }
+    /* A unit whose stored data cannot be sent is failed and the next one is
+     * tried, so that one bad row never blocks the queue. Bounded. */
+    for (int tries = 0; tries < 16 && !*leased; tries++) {
+        char id[RF_ID_MAX];
+        bool found = false;
+        rf_unit_rec u;
+        rf_item_rec item;
+        rf_job_rec job;
+
+        rv = rf_store_unit_next_queued(st, id, &found);
+        if (rv != RF_OK || !found) {
+            goto out;
+        }
+        memset(&item, 0, sizeof(item));
+        memset(&job, 0, sizeof(job));
+        rv = rf_store_unit_get(st, id, &u);
+        if (rv == RF_OK) {
+            rv = rf_store_item_get(st, u.item_id, &item);
+        }
+        if (rv == RF_OK) {
+            rv = rf_store_job_get(st, u.job_id, &job);
+        }
+        if (rv == RF_OK) {
+            copy_str(u.state, "leased", sizeof(u.state));
+            rf_new_id("lse_", u.lease_id, sizeof(u.lease_id));
+            copy_str(u.agent_id, agent_id, sizeof(u.agent_id));
+            u.lease_expires_at = now_ms + cfg->lease_ttl_ms;
+            u.attempts++;
+            u.updated_at = now_ms;
+            rv = build_unit(cfg, &job, &item, &u, unit);
+            if (rv == RF_EINVAL) {
+                rv = unit_fail(st, &u, "validation_error", "stored row data cannot be sent",
+                               now_ms);
+            } else if (rv == RF_OK) {
+                rv = rf_store_unit_update(st, &u);
+                if (rv == RF_OK) {
+                    rv = item_refresh(st, u.item_id, now_ms);
+                }
+                if (rv == RF_OK && strcmp(job.state, "pending") == 0) {
+                    rv = job_set_state(st, &job, "running", "first unit leased", NULL, NULL,
+                                       now_ms);
+                }
+                *leased = rv == RF_OK;
+                if (*leased) {
+                    rf_info("lease %s: unit %s (job %s row %u %s %ux%u, attempt %u) -> agent %s, "
+                            "expires in %lld ms",
+                            u.lease_id, u.id, u.job_id, item.row_number, u.rendition, u.width,
+                            u.height, u.attempts, agent_id, (long long)cfg->lease_ttl_ms);
+                }
+            }
+        }
+        rf_item_rec_clear(&item);
+        rf_job_rec_clear(&job);
+        if (rv != RF_OK) {
+            goto out;
+        }
+    }
+out:
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        unit_clear_strings(unit);
+        *leased = false;
+        return rv;
+    }
+    rv = rf_store_commit(st);
+    if (rv != RF_OK) {
+        unit_clear_strings(unit);
+        *leased = false;
+    }
+    return rv;
+}
+
+/* Loads the unit of a report and checks the report's lease against it.
+ * Inside a transaction. oc->verdict != OK means refuse. */
+static rf_err
+check_lease(rf_store *st, const char *unit_id, const char *lease_id, const char *agent_id,
+            rf_unit_rec *u, rf_outcome *oc)
+{
+    rf_job_rec job;
+    rf_err rv;
+
+    memset(oc, 0, sizeof(*oc));
+    rv = rf_store_unit_get(st, unit_id, u);
+    if (rv == RF_ENOTFOUND) {
+        refuse(oc, RF_VERDICT_STALE, "unknown unit %s", unit_id);
+        return RF_OK;
+    }
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, u->job_id, &job);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    if ((strcmp(job.state, "canceling") == 0 || strcmp(job.state, "canceled") == 0) &&
+        (strcmp(u->lease_id, lease_id) == 0 || strcmp(u->state, "canceled") == 0)) {
+        refuse(oc, RF_VERDICT_CANCELED, "job %s was canceled", job.id);
+    } else if (strcmp(u->state, "leased") != 0) {
+        refuse(oc, RF_VERDICT_STALE, "unit %s is %s; lease %s is no longer valid", u->id, u->state,
+               lease_id);
+    } else if (strcmp(u->lease_id, lease_id) != 0) {
+        refuse(oc, RF_VERDICT_STALE, "lease %s is not the current lease of unit %s", lease_id,
+               u->id);
+    } else if (agent_id[0] != '\0' && strcmp(u->agent_id, agent_id) != 0) {
+        refuse(oc, RF_VERDICT_STALE, "unit %s is leased to another agent", u->id);
+    }
+    rf_job_rec_clear(&job);
+    return RF_OK;
+}
+
+static void
+log_refusal(const char *what, const char *agent_id, const char *unit_id, const rf_outcome *oc)
+{
+    rf_info("refused %s from agent %s for unit %s: %s", what, agent_id, unit_id, oc->reason);
+}
+
+rf_err
+rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p, int64_t now_ms,
+                 uint64_t *expires_ms, rf_outcome *oc)
+{
+    rf_unit_rec u;
+    bool known = false;
+    rf_err rv;
+
+    *expires_ms = 0;
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_agent_touch(st, p->agent_id, now_ms, &known);
+    if (rv == RF_OK) {
+        rv = check_lease(st, p->unit_id, p->lease_id, p->agent_id, &u, oc);
+    }
+    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
+        rf_store_rollback(st);
+        if (rv == RF_OK) {
+            log_refusal("progress", p->agent_id, p->unit_id, oc);
+        }
+        return rv;
+    }
+    if (p->frames_total > 0) {
+        u.frames_total = p->frames_total;
+    }
+    u.frames_done = p->frames_done < u.frames_total ? p->frames_done : u.frames_total;
+    u.lease_expires_at = now_ms + cfg->lease_ttl_ms;
+    u.updated_at = now_ms;
+    rv = rf_store_unit_update(st, &u);
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    rv = rf_store_commit(st);
+    if (rv == RF_OK) {
+        *expires_ms = (uint64_t)u.lease_expires_at;
+        rf_debug("progress unit %s: %u/%u frames (%s)", u.id, u.frames_done, u.frames_total,
+                 p->stage);
+    }
+    return rv;
+}
+
+/* Is path (absolute, no "..") inside root? */
+static bool
+path_under(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+
+    if (strncmp(path, root, n) != 0 || (path[n] != '/' && !(n == 1 && root[0] == '/'))) {
+        return false;
+    }
+    return strstr(path, "/../") == NULL && strstr(path, "/./") == NULL;
+}
+
+rf_err
+rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c, int64_t now_ms,
+                 rf_outcome *oc)
+{
+    rf_unit_rec u;
+    bool known = false;
+    const char *path;
+    char problem[RF_ERRMSG_MAX] = "";
+    rf_err rv;
+
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_agent_touch(st, c->agent_id, now_ms, &known);
+    if (rv == RF_OK) {
+        rv = check_lease(st, c->unit_id, c->lease_id, c->agent_id, &u, oc);
+    }
+    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
+        rf_store_rollback(st);
+        if (rv == RF_OK) {
+            log_refusal("complete", c->agent_id, c->unit_id, oc);
+        }
+        return rv;
+    }
+    path = c->output_path[0] != '\0' ? c->output_path : u.output_path;
+    if (strstr(path, "://") == NULL) {
+        struct stat sb;
+        if (path[0] != '/' || !path_under(path, cfg->bucket_root)) {
+            snprintf(problem, sizeof(problem), "output %.400s is not under the bucket root %.400s", path,
+                     cfg->bucket_root);
+        } else if (stat(path, &sb) != 0) {
+            snprintf(problem, sizeof(problem), "output %.400s is missing: %s", path, strerror(errno));
+        } else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != c->size_bytes) {
+            snprintf(problem, sizeof(problem), "output %.400s has %lld bytes, the agent reported %llu",
+                     path, (long long)sb.st_size, (unsigned long long)c->size_bytes);
+        }
+    }
+    copy_str(u.output_path, path, sizeof(u.output_path));
+    u.size_bytes = c->size_bytes;
+    copy_str(u.sha256, c->sha256, sizeof(u.sha256));
+    u.media_duration_ms = c->duration_ms;
+    copy_str(u.encoder, c->encoder, sizeof(u.encoder));
+    u.render_ms = c->render_ms;
+    if (problem[0] != '\0') {
+        rv = unit_fail(st, &u, "storage_upload_failed", problem, now_ms);
+    } else {
+        copy_str(u.state, "completed", sizeof(u.state));
+        u.frames_done = u.frames_total;
+        u.lease_expires_at = 0;
+        u.error_code[0] = '\0';
+        u.error_message[0] = '\0';
+        u.updated_at = now_ms;
+        rv = rf_store_unit_update(st, &u);
+        if (rv == RF_OK) {
+            rv = item_refresh(st, u.item_id, now_ms);
+        }
+        if (rv == RF_OK) {
+            rv = job_refresh(st, u.job_id, now_ms);
+        }
+        rf_info("unit %s (job %s %s) completed by agent %s: %s, %llu bytes, %s, %u ms", u.id,
+                u.job_id, u.rendition, c->agent_id, u.output_path,
+                (unsigned long long)u.size_bytes, u.encoder, u.render_ms);
+    }
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    return rf_store_commit(st);
+}
+
+rf_err
+rf_jobs_fail(rf_store *st, const rf_coord_config *cfg, const rf_fail *f, int64_t now_ms,
+             rf_outcome *oc)
+{
+    rf_unit_rec u;
+    bool known = false;
+    rf_err rv;
+
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_agent_touch(st, f->agent_id, now_ms, &known);
+    if (rv == RF_OK) {
+        rv = check_lease(st, f->unit_id, f->lease_id, f->agent_id, &u, oc);
+    }
+    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
+        rf_store_rollback(st);
+        if (rv == RF_OK) {
+            log_refusal("fail", f->agent_id, f->unit_id, oc);
+        }
+        return rv;
+    }
+    if (f->retryable && u.attempts < (uint32_t)cfg->max_attempts) {
+        /* keep the last error for the videos listing while it waits */
+        copy_str(u.error_code, f->error_code, sizeof(u.error_code));
+        copy_str(u.error_message, f->error_message, sizeof(u.error_message));
+        rv = emit(st, u.job_id, "unit.retry",
+                  json_pack("{s:s, s:s, s:s, s:i, s:s}", "job_id", u.job_id, "unit_id", u.id,
+                            "agent_id", f->agent_id, "attempts", (int)u.attempts, "error_code",
+                            f->error_code),
+                  now_ms);
+        if (rv == RF_OK) {
+            rv = unit_requeue(st, &u, now_ms);
+        }
+        rf_info("unit %s (job %s) failed on agent %s, retrying (attempt %u of %lld): %s: %s",
+                u.id, u.job_id, f->agent_id, u.attempts, (long long)cfg->max_attempts,
+                f->error_code, f->error_message);
+    } else {
+        rv = unit_fail(st, &u, f->error_code[0] != '\0' ? f->error_code : "internal_error",
+                       f->error_message[0] != '\0' ? f->error_message : "the agent gave no reason",
+                       now_ms);
+    }
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    return rf_store_commit(st);
+}
+
+rf_err
+rf_jobs_reap(rf_store *st, const rf_coord_config *cfg, int64_t now_ms, size_t *requeued,
+             size_t *failed)
+{
+    char(*ids)[RF_ID_MAX] = NULL;
+    size_t n = 0, nreq = 0, nfail = 0;
+    rf_err rv;
+
+    ids = calloc(REAP_BATCH, sizeof(*ids));
+    if (ids == NULL) {
+        return RF_ENOMEM;
+    }
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        goto done;
+    }
+    rv = rf_store_units_expired(st, now_ms, REAP_BATCH, ids, &n);
+    for (size_t i = 0; rv == RF_OK && i < n; i++) {
+        rf_unit_rec u;
+        char msg[RF_ERRMSG_MAX];
+
+        rv = rf_store_unit_get(st, ids[i], &u);
+        if (rv != RF_OK) {
+            break;
+        }
+        rv = emit(st, u.job_id, "unit.lease_expired",
+                  json_pack("{s:s, s:s, s:s, s:s, s:i}", "job_id", u.job_id, "unit_id", u.id,
+                            "lease_id", u.lease_id, "agent_id", u.agent_id, "attempts",
+                            (int)u.attempts),
+                  now_ms);
+        if (rv != RF_OK) {
+            break;
+        }
+        rf_info("lease %s of unit %s (agent %s) expired %lld ms ago, attempt %u of %lld",
+                u.lease_id, u.id, u.agent_id, (long long)(now_ms - u.lease_expires_at), u.attempts,
+                (long long)cfg->max_attempts);
+        if (u.attempts >= (uint32_t)cfg->max_attempts) {
+            snprintf(msg, sizeof(msg), "the lease lapsed %u times; last agent %s", u.attempts,
+                     u.agent_id);
+            rv = unit_fail(st, &u, "agent_lost", msg, now_ms);
+            nfail++;
+        } else {
+            rv = unit_requeue(st, &u, now_ms);
+            nreq++;
+        }
+    }
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        goto done;
+    }
+    rv = rf_store_commit(st);
+done:
+    free(ids);
+    if (requeued != NULL) {
+        *requeued = rv == RF_OK ? nreq : 0;
+    }
+    if (failed != NULL) {
+        *failed = rv == RF_OK ? nfail : 0;
+    }
+    return rv;
+}

@@ -1,0 +1,19 @@
+/* The lease reaper: a thread that calls rf_jobs_reap every
+ * cfg->reaper_interval_ms so that units of dead or cut-off agents go back to
+ * the queue. */
+#ifndef RF_REAPER_H
+#define RF_REAPER_H
+
+#include "config.h"
+#include "rf_err.h"
+#include "store.h"
+
+typedef struct rf_reaper rf_reaper;
+
+/* Starts the thread. st and cfg must outlive the reaper. */
+rf_err rf_reaper_start(rf_store *st, const rf_coord_config *cfg, rf_reaper **out);
+
+/* Wakes and joins the thread, frees. NULL-safe; sets *r = NULL. */
+void rf_reaper_stop(rf_reaper **r);
+
+#endif

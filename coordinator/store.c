@@ -1,0 +1,1135 @@
+/* SQLite persistence. Statements are prepared per call: the store is not a
+ * hot path compared with rendering, and it keeps every function
+ * self-contained. */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "rf_log.h"
+#include "rf_util.h"
+
+struct rf_store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    bool in_tx;
+};
+
+/* Migrations: entry i moves the schema from user_version i to i + 1. Never
+ * edit a released entry; append a new one. */
+static const char *const migrations[] = {
+    /* 1: initial schema */
+    "CREATE TABLE jobs ("
+    " id TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL DEFAULT 'default',"
+    " title TEXT NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 1,"
+    " state TEXT NOT NULL,"
+    " request_json TEXT NOT NULL,"
+    " input_json TEXT NOT NULL DEFAULT '{}',"
+    " format TEXT NOT NULL,"
+    " video_codec TEXT NOT NULL,"
+    " audio_codec TEXT NOT NULL,"
+    " resolution TEXT NOT NULL,"
+    " output_bucket TEXT NOT NULL,"
+    " template_id TEXT NOT NULL,"
+    " overrides_json TEXT NOT NULL DEFAULT '{}',"
+    " processing_deadline_ms INTEGER,"
+    " callback_url TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " started_at INTEGER,"
+    " finished_at INTEGER,"
+    " error_code TEXT,"
+    " error_message TEXT);"
+    "CREATE INDEX jobs_dispatch ON jobs(state, priority DESC, created_at);"
+    "CREATE INDEX jobs_created ON jobs(created_at);"
+    "CREATE TABLE items ("
+    " id TEXT PRIMARY KEY,"
+    " job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " row_number INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " data_json TEXT NOT NULL DEFAULT '{}',"
+    " title TEXT NOT NULL DEFAULT '',"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " priority INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX items_job_row ON items(job_id, row_number);"
+    "CREATE INDEX items_job_state ON items(job_id, state);"
+    "CREATE TABLE units ("
+    " id TEXT PRIMARY KEY,"
+    " item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    " job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " rendition TEXT NOT NULL,"
+    " width INTEGER NOT NULL,"
+    " height INTEGER NOT NULL,"
+    " fps INTEGER NOT NULL,"
+    " duration_ms INTEGER NOT NULL,"
+    " frames_total INTEGER NOT NULL,"
+    " frames_done INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL,"
+    " lease_id TEXT,"
+    " agent_id TEXT,"
+    " lease_expires_at INTEGER,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " output_path TEXT NOT NULL,"
+    " size_bytes INTEGER,"
+    " sha256 TEXT,"
+    " media_duration_ms INTEGER,"
+    " encoder TEXT,"
+    " render_ms INTEGER,"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX units_state_job ON units(state, job_id);"
+    "CREATE INDEX units_item ON units(item_id, rendition);"
+    "CREATE INDEX units_job ON units(job_id);"
+    "CREATE INDEX units_lease_expiry ON units(state, lease_expires_at);"
+    "CREATE TABLE agents ("
+    " id TEXT PRIMARY KEY,"
+    " hostname TEXT NOT NULL,"
+    " capabilities_json TEXT NOT NULL,"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL);"
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " job_id TEXT,"
+    " type TEXT NOT NULL,"
+    " data_json TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX events_job ON events(job_id, id);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static rf_err
+db_fail(rf_store *st, const char *what)
+{
+    rf_error("store: %s: %s", what, sqlite3_errmsg(st->db));
+    return RF_ESTORE;
+}
+
+static rf_err
+exec(rf_store *st, const char *sql, const char *what)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rf_error("store: %s: %s", what, msg != NULL ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return RF_ESTORE;
+    }
+    return RF_OK;
+}
+
+static rf_err
+prep(rf_store *st, const char *sql, sqlite3_stmt **out)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK) {
+        *out = NULL;
+        return db_fail(st, "prepare");
+    }
+    return RF_OK;
+}
+
+/* Runs a statement that returns no rows and finalizes it. */
+static rf_err
+step_done(rf_store *st, sqlite3_stmt *s, const char *what)
+{
+    rf_err rv = RF_OK;
+
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        rv = db_fail(st, what);
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void
+bind_text_opt(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v == NULL || v[0] == '\0') {
+        sqlite3_bind_null(s, i);
+    } else {
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    }
+}
+
+static void
+bind_int_opt(sqlite3_stmt *s, int i, int64_t v)
+{
+    if (v == 0) {
+        sqlite3_bind_null(s, i);
+    } else {
+        sqlite3_bind_int64(s, i, v);
+    }
+}
+
+static void
+col_text(sqlite3_stmt *s, int i, char *dst, size_t len)
+{
+    const unsigned char *v = sqlite3_column_text(s, i);
+    rf_err rv = rf_strlcpy(dst, v != NULL ? (const char *)v : "", len);
+    (void)rv; /* values were length-checked when written */
+}
+
+static char *
+col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *v = sqlite3_column_text(s, i);
+    return strdup(v != NULL ? (const char *)v : "");
+}
+
+int
+rf_store_schema_version(void)
+{
+    return N_MIGRATIONS;
+}
+
+static rf_err
+read_user_version(rf_store *st, int *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "PRAGMA user_version", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        rv = db_fail(st, "read user_version");
+    } else {
+        *out = sqlite3_column_int(s, 0);
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+static rf_err
+migrate(rf_store *st)
+{
+    int version = 0;
+    rf_err rv = read_user_version(st, &version);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    if (version > N_MIGRATIONS) {
+        rf_error("store: database schema version %d is newer than this coordinator's %d",
+                 version, N_MIGRATIONS);
+        return RF_EVERSION;
+    }
+    for (int v = version; v < N_MIGRATIONS; v++) {
+        char pragma[64];
+        rv = exec(st, "BEGIN IMMEDIATE", "begin migration");
+        if (rv != RF_OK) {
+            return rv;
+        }
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+        rv = exec(st, migrations[v], "migration");
+        if (rv == RF_OK) {
+            rv = exec(st, pragma, "set user_version");
+        }
+        if (rv == RF_OK) {
+            rv = exec(st, "COMMIT", "commit migration");
+        }
+        if (rv != RF_OK) {
+            exec(st, "ROLLBACK", "rollback migration");
+            return rv;
+        }
+        rf_info("store: migrated schema to version %d", v + 1);
+    }
+    return RF_OK;
+}
+
+rf_err
+rf_store_open(const char *path, rf_store **out)
+{
+    rf_store *st = NULL;
+    rf_err rv = RF_OK;
+    int rc;
+
+    *out = NULL;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return RF_ENOMEM;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    rc = sqlite3_open_v2(path, &st->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rf_error("store: cannot open %s: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        rv = RF_ESTORE;
+        goto out;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    rv = exec(st, "PRAGMA journal_mode = WAL", "enable WAL");
+    if (rv == RF_OK) {
+        rv = exec(st, "PRAGMA synchronous = NORMAL", "set synchronous");
+    }
+    if (rv == RF_OK) {
+        rv = exec(st, "PRAGMA foreign_keys = ON", "enable foreign keys");
+    }
+    if (rv == RF_OK) {
+        rv = migrate(st);
+    }
+out:
+    if (rv != RF_OK) {
+        rf_store_close(&st);
+        return rv;
+    }
+    *out = st;
+    return RF_OK;
+}
+
+void
+rf_store_close(rf_store **stp)
+{
+    rf_store *st;
+
+    if (stp == NULL || *stp == NULL) {
+        return;
+    }
+    st = *stp;
+    if (st->db != NULL) {
+        sqlite3_close_v2(st->db);
+    }
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+    *stp = NULL;
+}
+
+rf_err
+rf_store_user_version(rf_store *st, int *out)
+{
+    rf_err rv;
+
+    pthread_mutex_lock(&st->mu);
+    rv = read_user_version(st, out);
+    pthread_mutex_unlock(&st->mu);
+    return rv;
+}
+
+rf_err
+rf_store_begin(rf_store *st)
+{
+    rf_err rv;
+
+    pthread_mutex_lock(&st->mu);
+    rv = exec(st, "BEGIN IMMEDIATE", "begin");
+    if (rv != RF_OK) {
+        pthread_mutex_unlock(&st->mu);
+        return rv;
+    }
+    st->in_tx = true;
+    return RF_OK;
+}
+
+rf_err
+rf_store_commit(rf_store *st)
+{
+    rf_err rv = exec(st, "COMMIT", "commit");
+
+    if (rv != RF_OK) {
+        exec(st, "ROLLBACK", "rollback after failed commit");
+    }
+    st->in_tx = false;
+    pthread_mutex_unlock(&st->mu);
+    return rv;
+}
+
+void
+rf_store_rollback(rf_store *st)
+{
+    if (st == NULL || !st->in_tx) {
+        return;
+    }
+    exec(st, "ROLLBACK", "rollback");
+    st->in_tx = false;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- jobs ---- */
+
+#define JOB_COLS                                                                                   \
+    "id, tenant, title, priority, state, request_json, input_json, overrides_json, format,"        \
+    " video_codec, audio_codec, resolution, output_bucket, template_id, processing_deadline_ms,"   \
+    " callback_url, created_at, updated_at, started_at, finished_at, error_code, error_message"
+
+rf_err
+rf_store_job_insert(rf_store *st, const rf_job_rec *j)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, j->id);
+    bind_text(s, 2, j->tenant[0] != '\0' ? j->tenant : "default");
+    bind_text(s, 3, j->title);
+    sqlite3_bind_int(s, 4, j->priority);
+    bind_text(s, 5, j->state);
+    bind_text(s, 6, j->request_json != NULL ? j->request_json : "{}");
+    bind_text(s, 7, j->input_json != NULL ? j->input_json : "{}");
+    bind_text(s, 8, j->overrides_json != NULL ? j->overrides_json : "{}");
+    bind_text(s, 9, j->format);
+    bind_text(s, 10, j->video_codec);
+    bind_text(s, 11, j->audio_codec);
+    bind_text(s, 12, j->resolution);
+    bind_text(s, 13, j->output_bucket);
+    bind_text(s, 14, j->template_id);
+    bind_int_opt(s, 15, j->processing_deadline_ms);
+    bind_text_opt(s, 16, j->callback_url);
+    sqlite3_bind_int64(s, 17, j->created_at);
+    sqlite3_bind_int64(s, 18, j->updated_at);
+    bind_int_opt(s, 19, j->started_at);
+    bind_int_opt(s, 20, j->finished_at);
+    bind_text_opt(s, 21, j->error_code);
+    bind_text_opt(s, 22, j->error_message);
+    return step_done(st, s, "insert job");
+}
+
+static rf_err
+read_job(sqlite3_stmt *s, rf_job_rec *j)
+{
+    memset(j, 0, sizeof(*j));
+    col_text(s, 0, j->id, sizeof(j->id));
+    col_text(s, 1, j->tenant, sizeof(j->tenant));
+    col_text(s, 2, j->title, sizeof(j->title));
+    j->priority = sqlite3_column_int(s, 3);
+    col_text(s, 4, j->state, sizeof(j->state));
+    j->request_json = col_dup(s, 5);
+    j->input_json = col_dup(s, 6);
+    j->overrides_json = col_dup(s, 7);
+    col_text(s, 8, j->format, sizeof(j->format));
+    col_text(s, 9, j->video_codec, sizeof(j->video_codec));
+    col_text(s, 10, j->audio_codec, sizeof(j->audio_codec));
+    col_text(s, 11, j->resolution, sizeof(j->resolution));
+    col_text(s, 12, j->output_bucket, sizeof(j->output_bucket));
+    col_text(s, 13, j->template_id, sizeof(j->template_id));
+    j->processing_deadline_ms = sqlite3_column_int64(s, 14);
+    col_text(s, 15, j->callback_url, sizeof(j->callback_url));
+    j->created_at = sqlite3_column_int64(s, 16);
+    j->updated_at = sqlite3_column_int64(s, 17);
+    j->started_at = sqlite3_column_int64(s, 18);
+    j->finished_at = sqlite3_column_int64(s, 19);
+    col_text(s, 20, j->error_code, sizeof(j->error_code));
+    col_text(s, 21, j->error_message, sizeof(j->error_message));
+    if (j->request_json == NULL || j->input_json == NULL || j->overrides_json == NULL) {
+        rf_job_rec_clear(j);
+        return RF_ENOMEM;
+    }
+    return RF_OK;
+}
+
+rf_err
+rf_store_job_get(rf_store *st, const char *id, rf_job_rec *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rv = read_job(s, out);
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "get job");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_job_update_state(rf_store *st, const rf_job_rec *j)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "UPDATE jobs SET state = ?2, updated_at = ?3, started_at = ?4,"
+                     " finished_at = ?5, error_code = ?6, error_message = ?7 WHERE id = ?1",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, j->id);
+    bind_text(s, 2, j->state);
+    sqlite3_bind_int64(s, 3, j->updated_at);
+    bind_int_opt(s, 4, j->started_at);
+    bind_int_opt(s, 5, j->finished_at);
+    bind_text_opt(s, 6, j->error_code);
+    bind_text_opt(s, 7, j->error_message);
+    return step_done(st, s, "update job state");
+}
+
+void
+rf_job_rec_clear(rf_job_rec *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    free(j->request_json);
+    free(j->input_json);
+    free(j->overrides_json);
+    memset(j, 0, sizeof(*j));
+}
+
+/* ---- items ---- */
+
+#define ITEM_COLS                                                                                  \
+    "id, job_id, row_number, state, data_json, title, error_code, error_message, priority,"        \
+    " created_at, updated_at"
+
+rf_err
+rf_store_item_insert(rf_store *st, const rf_item_rec *it)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO items (" ITEM_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                     " ?9, ?10, ?11)",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, it->id);
+    bind_text(s, 2, it->job_id);
+    sqlite3_bind_int64(s, 3, it->row_number);
+    bind_text(s, 4, it->state);
+    bind_text(s, 5, it->data_json != NULL ? it->data_json : "{}");
+    bind_text(s, 6, it->title);
+    bind_text_opt(s, 7, it->error_code);
+    bind_text_opt(s, 8, it->error_message);
+    sqlite3_bind_int(s, 9, it->priority);
+    sqlite3_bind_int64(s, 10, it->created_at);
+    sqlite3_bind_int64(s, 11, it->updated_at);
+    return step_done(st, s, "insert item");
+}
+
+static rf_err
+read_item(sqlite3_stmt *s, rf_item_rec *it)
+{
+    memset(it, 0, sizeof(*it));
+    col_text(s, 0, it->id, sizeof(it->id));
+    col_text(s, 1, it->job_id, sizeof(it->job_id));
+    it->row_number = (uint32_t)sqlite3_column_int64(s, 2);
+    col_text(s, 3, it->state, sizeof(it->state));
+    it->data_json = col_dup(s, 4);
+    col_text(s, 5, it->title, sizeof(it->title));
+    col_text(s, 6, it->error_code, sizeof(it->error_code));
+    col_text(s, 7, it->error_message, sizeof(it->error_message));
+    it->priority = sqlite3_column_int(s, 8);
+    it->created_at = sqlite3_column_int64(s, 9);
+    it->updated_at = sqlite3_column_int64(s, 10);
+    return it->data_json != NULL ? RF_OK : RF_ENOMEM;
+}
+
+rf_err
+rf_store_item_get(rf_store *st, const char *id, rf_item_rec *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT " ITEM_COLS " FROM items WHERE id = ?1", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rv = read_item(s, out);
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "get item");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_item_update_state(rf_store *st, const rf_item_rec *it)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "UPDATE items SET state = ?2, error_code = ?3, error_message = ?4,"
+                     " updated_at = ?5 WHERE id = ?1",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, it->id);
+    bind_text(s, 2, it->state);
+    bind_text_opt(s, 3, it->error_code);
+    bind_text_opt(s, 4, it->error_message);
+    sqlite3_bind_int64(s, 5, it->updated_at);
+    return step_done(st, s, "update item state");
+}
+
+rf_err
+rf_store_items_list(rf_store *st, const char *job_id, const char *state, uint32_t after_row,
+                    size_t limit, rf_item_rec **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_item_rec *items = NULL;
+    size_t count = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = prep(st,
+              "SELECT " ITEM_COLS " FROM items WHERE job_id = ?1 AND row_number > ?2"
+              " AND (?3 IS NULL OR state = ?3) ORDER BY row_number, id LIMIT ?4",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, after_row);
+    bind_text_opt(s, 3, state);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+    items = calloc(limit > 0 ? limit : 1, sizeof(*items));
+    if (items == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
+        rv = read_item(s, &items[count]);
+        if (rv != RF_OK) {
+            goto out;
+        }
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "list items");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        rf_item_recs_free(items, count);
+        return rv;
+    }
+    *out = items;
+    *n = count;
+    return RF_OK;
+}
+
+void
+rf_item_rec_clear(rf_item_rec *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    free(it->data_json);
+    memset(it, 0, sizeof(*it));
+}
+
+void
+rf_item_recs_free(rf_item_rec *items, size_t n)
+{
+    if (items == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rf_item_rec_clear(&items[i]);
+    }
+    free(items);
+}
+
+/* ---- units ---- */
+
+#define UNIT_COLS                                                                                  \
+    "id, item_id, job_id, rendition, width, height, fps, duration_ms, frames_total, frames_done,"  \
+    " state, lease_id, agent_id, lease_expires_at, attempts, output_path, size_bytes, sha256,"     \
+    " media_duration_ms, encoder, render_ms, error_code, error_message, created_at, updated_at"
+
+rf_err
+rf_store_unit_insert(rf_store *st, const rf_unit_rec *u)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO units (" UNIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                     " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
+                     " ?24, ?25)",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, u->id);
+    bind_text(s, 2, u->item_id);
+    bind_text(s, 3, u->job_id);
+    bind_text(s, 4, u->rendition);
+    sqlite3_bind_int64(s, 5, u->width);
+    sqlite3_bind_int64(s, 6, u->height);
+    sqlite3_bind_int64(s, 7, u->fps);
+    sqlite3_bind_int64(s, 8, u->duration_ms);
+    sqlite3_bind_int64(s, 9, u->frames_total);
+    sqlite3_bind_int64(s, 10, u->frames_done);
+    bind_text(s, 11, u->state);
+    bind_text_opt(s, 12, u->lease_id);
+    bind_text_opt(s, 13, u->agent_id);
+    bind_int_opt(s, 14, u->lease_expires_at);
+    sqlite3_bind_int64(s, 15, u->attempts);
+    bind_text(s, 16, u->output_path);
+    bind_int_opt(s, 17, (int64_t)u->size_bytes);
+    bind_text_opt(s, 18, u->sha256);
+    bind_int_opt(s, 19, u->media_duration_ms);
+    bind_text_opt(s, 20, u->encoder);
+    bind_int_opt(s, 21, u->render_ms);
+    bind_text_opt(s, 22, u->error_code);
+    bind_text_opt(s, 23, u->error_message);
+    sqlite3_bind_int64(s, 24, u->created_at);
+    sqlite3_bind_int64(s, 25, u->updated_at);
+    return step_done(st, s, "insert unit");
+}
+
+static void
+read_unit(sqlite3_stmt *s, rf_unit_rec *u)
+{
+    memset(u, 0, sizeof(*u));
+    col_text(s, 0, u->id, sizeof(u->id));
+    col_text(s, 1, u->item_id, sizeof(u->item_id));
+    col_text(s, 2, u->job_id, sizeof(u->job_id));
+    col_text(s, 3, u->rendition, sizeof(u->rendition));
+    u->width = (uint32_t)sqlite3_column_int64(s, 4);
+    u->height = (uint32_t)sqlite3_column_int64(s, 5);
+    u->fps = (uint32_t)sqlite3_column_int64(s, 6);
+    u->duration_ms = (uint32_t)sqlite3_column_int64(s, 7);
+    u->frames_total = (uint32_t)sqlite3_column_int64(s, 8);
+    u->frames_done = (uint32_t)sqlite3_column_int64(s, 9);
+    col_text(s, 10, u->state, sizeof(u->state));
+    col_text(s, 11, u->lease_id, sizeof(u->lease_id));
+    col_text(s, 12, u->agent_id, sizeof(u->agent_id));
+    u->lease_expires_at = sqlite3_column_int64(s, 13);
+    u->attempts = (uint32_t)sqlite3_column_int64(s, 14);
+    col_text(s, 15, u->output_path, sizeof(u->output_path));
+    u->size_bytes = (uint64_t)sqlite3_column_int64(s, 16);
+    col_text(s, 17, u->sha256, sizeof(u->sha256));
+    u->media_duration_ms = (uint32_t)sqlite3_column_int64(s, 18);
+    col_text(s, 19, u->encoder, sizeof(u->encoder));
+    u->render_ms = (uint32_t)sqlite3_column_int64(s, 20);
+    col_text(s, 21, u->error_code, sizeof(u->error_code));
+    col_text(s, 22, u->error_message, sizeof(u->error_message));
+    u->created_at = sqlite3_column_int64(s, 23);
+    u->updated_at = sqlite3_column_int64(s, 24);
+}
+
+rf_err
+rf_store_unit_get(rf_store *st, const char *id, rf_unit_rec *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT " UNIT_COLS " FROM units WHERE id = ?1", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        read_unit(s, out);
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "get unit");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_unit_update(rf_store *st, const rf_unit_rec *u)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "UPDATE units SET frames_total = ?2, frames_done = ?3, state = ?4,"
+                     " lease_id = ?5, agent_id = ?6, lease_expires_at = ?7, attempts = ?8,"
+                     " output_path = ?9, size_bytes = ?10, sha256 = ?11, media_duration_ms = ?12,"
+                     " encoder = ?13, render_ms = ?14, error_code = ?15, error_message = ?16,"
+                     " updated_at = ?17 WHERE id = ?1",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, u->id);
+    sqlite3_bind_int64(s, 2, u->frames_total);
+    sqlite3_bind_int64(s, 3, u->frames_done);
+    bind_text(s, 4, u->state);
+    bind_text_opt(s, 5, u->lease_id);
+    bind_text_opt(s, 6, u->agent_id);
+    bind_int_opt(s, 7, u->lease_expires_at);
+    sqlite3_bind_int64(s, 8, u->attempts);
+    bind_text(s, 9, u->output_path);
+    bind_int_opt(s, 10, (int64_t)u->size_bytes);
+    bind_text_opt(s, 11, u->sha256);
+    bind_int_opt(s, 12, u->media_duration_ms);
+    bind_text_opt(s, 13, u->encoder);
+    bind_int_opt(s, 14, u->render_ms);
+    bind_text_opt(s, 15, u->error_code);
+    bind_text_opt(s, 16, u->error_message);
+    sqlite3_bind_int64(s, 17, u->updated_at);
+    return step_done(st, s, "update unit");
+}
+
+rf_err
+rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT u.id FROM units u"
+                     " JOIN jobs j ON j.id = u.job_id"
+                     " JOIN items i ON i.id = u.item_id"
+                     " WHERE u.state = 'queued' AND j.state IN ('pending', 'running')"
+                     " ORDER BY j.priority DESC, j.created_at ASC, j.id ASC,"
+                     " i.priority DESC, i.row_number ASC, u.rendition ASC, u.id ASC LIMIT 1",
+                     &s);
+    int rc;
+
+    *found = false;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        col_text(s, 0, id, RF_ID_MAX);
+        *found = true;
+    } else if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "select next unit");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
+                       size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT id FROM units WHERE state = 'leased' AND lease_expires_at < ?1"
+                     " ORDER BY lease_expires_at, id LIMIT ?2",
+                     &s);
+    int rc;
+
+    *n = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+        col_text(s, 0, ids[*n], RF_ID_MAX);
+        (*n)++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "select expired units");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_units_of_item(rf_store *st, const char *item_id, rf_unit_rec **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_unit_rec *units = NULL;
+    size_t count = 0, cap = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = prep(st, "SELECT " UNIT_COLS " FROM units WHERE item_id = ?1 ORDER BY rendition, id", &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, item_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap == 0 ? 4 : cap * 2;
+            rf_unit_rec *grown = realloc(units, ncap * sizeof(*grown));
+            if (grown == NULL) {
+                rv = RF_ENOMEM;
+                goto out;
+            }
+            units = grown;
+            cap = ncap;
+        }
+        read_unit(s, &units[count++]);
+    }
+    if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "list units of item");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        free(units);
+        return rv;
+    }
+    *out = units;
+    *n = count;
+    return RF_OK;
+}
+
+rf_err
+rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT state, COUNT(*) FROM units WHERE item_id = ?1 GROUP BY state", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, item_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(s, 0);
+        uint32_t c = (uint32_t)sqlite3_column_int64(s, 1);
+        out->total += c;
+        if (state == NULL) {
+            continue;
+        }
+        if (strcmp(state, "queued") == 0) {
+            out->queued = c;
+        } else if (strcmp(state, "leased") == 0) {
+            out->leased = c;
+        } else if (strcmp(state, "completed") == 0) {
+            out->completed = c;
+        } else if (strcmp(state, "failed") == 0) {
+            out->failed = c;
+        } else if (strcmp(state, "canceled") == 0) {
+            out->canceled = c;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "count units");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_job_item_counts(rf_store *st, const char *job_id, rf_item_counts *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT state, COUNT(*) FROM items WHERE job_id = ?1 GROUP BY state", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, job_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(s, 0);
+        uint32_t c = (uint32_t)sqlite3_column_int64(s, 1);
+        out->total += c;
+        if (state == NULL) {
+            continue;
+        }
+        if (strcmp(state, "pending") == 0) {
+            out->pending = c;
+        } else if (strcmp(state, "processing") == 0) {
+            out->processing = c;
+        } else if (strcmp(state, "completed") == 0) {
+            out->completed = c;
+        } else if (strcmp(state, "failed") == 0) {
+            out->failed = c;
+        } else if (strcmp(state, "skipped") == 0) {
+            out->skipped = c;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "count items");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_job_frames(rf_store *st, const char *job_id, uint64_t *done, uint64_t *total)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT COALESCE(SUM(CASE WHEN state IN ('completed', 'failed')"
+                     " THEN frames_total ELSE MIN(frames_done, frames_total) END), 0),"
+                     " COALESCE(SUM(frames_total), 0) FROM units WHERE job_id = ?1",
+                     &s);
+
+    *done = 0;
+    *total = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, job_id);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *done = (uint64_t)sqlite3_column_int64(s, 0);
+        *total = (uint64_t)sqlite3_column_int64(s, 1);
+    } else {
+        rv = db_fail(st, "sum frames");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+/* ---- events ---- */
+
+rf_err
+rf_store_event_add(rf_store *st, const char *job_id, const char *type, const char *data_json,
+                   int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO events (job_id, type, data_json, created_at)"
+                     " VALUES (?1, ?2, ?3, ?4)",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text_opt(s, 1, job_id);
+    bind_text(s, 2, type);
+    bind_text(s, 3, data_json != NULL ? data_json : "{}");
+    sqlite3_bind_int64(s, 4, now_ms);
+    return step_done(st, s, "insert event");
+}
+
+rf_err
+rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t limit,
+                     rf_event_rec **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_event_rec *evs = NULL;
+    size_t count = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = prep(st,
+              "SELECT id, job_id, type, data_json, created_at FROM events"
+              " WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, after_id);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
+    evs = calloc(limit > 0 ? limit : 1, sizeof(*evs));
+    if (evs == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
+        rf_event_rec *e = &evs[count];
+        e->id = sqlite3_column_int64(s, 0);
+        col_text(s, 1, e->job_id, sizeof(e->job_id));
+        col_text(s, 2, e->type, sizeof(e->type));
+        e->data_json = col_dup(s, 3);
+        e->created_at = sqlite3_column_int64(s, 4);
+        count++;
+        if (e->data_json == NULL) {
+            rv = RF_ENOMEM;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "list events");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        rf_event_recs_free(evs, count);
+        return rv;
+    }
+    *out = evs;
+    *n = count;
+    return RF_OK;
+}
+
+void
+rf_event_recs_free(rf_event_rec *events, size_t n)
+{
+    if (events == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(events[i].data_json);
+    }
+    free(events);
+}
+
+/* ---- agents ---- */
+
+rf_err
+rf_store_agent_upsert(rf_store *st, const char *id, const char *hostname, const char *caps_json,
+                      int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO agents (id, hostname, capabilities_json, first_seen, last_seen)"
+                     " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(id) DO UPDATE SET"
+                     " hostname = excluded.hostname,"
+                     " capabilities_json = excluded.capabilities_json,"
+                     " last_seen = excluded.last_seen",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    bind_text(s, 2, hostname);
+    bind_text(s, 3, caps_json != NULL ? caps_json : "{}");
+    sqlite3_bind_int64(s, 4, now_ms);
+    return step_done(st, s, "upsert agent");
+}
+
+rf_err
+rf_store_agent_touch(rf_store *st, const char *id, int64_t now_ms, bool *known)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "UPDATE agents SET last_seen = ?2 WHERE id = ?1", &s);
+
+    *known = false;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    rv = step_done(st, s, "touch agent");
+    if (rv == RF_OK) {
+        *known = sqlite3_changes(st->db) > 0;
+    }
+    return rv;
+}

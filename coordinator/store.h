@@ -1,0 +1,181 @@
+/* The SQLite job store: the only module that includes sqlite3.h.
+ *
+ * Concurrency: one connection per handle (WAL mode, busy_timeout for other
+ * processes, foreign keys on) guarded by a mutex. Every record function must
+ * be called between rf_store_begin() and rf_store_commit()/rf_store_rollback();
+ * begin takes the mutex and opens a BEGIN IMMEDIATE transaction, commit and
+ * rollback end it and release the mutex. So a domain operation made of several
+ * statements is atomic and serialised with every other one in the process.
+ *
+ * Schema changes are migrations applied in order by PRAGMA user_version, each
+ * in its own transaction, when the store is opened.
+ *
+ * Records use fixed buffers except the JSON documents, which are heap strings
+ * owned by the record (release with the matching *_clear). Optional columns
+ * read as "" or 0 when NULL, and "" / 0 are written as NULL.
+ *
+ * Errors: RF_ESTORE for any SQLite failure (logged once with sqlite3_errmsg),
+ * RF_ENOTFOUND when a *_get finds no row, RF_ENOMEM on allocation failure. */
+#ifndef RF_STORE_H
+#define RF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rf_err.h"
+#include "rf_proto.h"
+
+typedef struct rf_store rf_store;
+
+typedef struct rf_job_rec {
+    char id[RF_ID_MAX];
+    char tenant[RF_NAME_MAX];
+    char title[RF_TITLE_MAX + 1];
+    int priority; /* 0 low, 1 normal, 2 high */
+    char state[RF_NAME_MAX];
+    char *request_json;   /* the request as received */
+    char *input_json;     /* input_source summary for responses */
+    char *overrides_json; /* template overrides object */
+    char format[RF_NAME_MAX];
+    char video_codec[RF_NAME_MAX];
+    char audio_codec[RF_NAME_MAX];
+    char resolution[RF_NAME_MAX];
+    char output_bucket[RF_NAME_MAX];
+    char template_id[RF_NAME_MAX];
+    int64_t processing_deadline_ms; /* 0: none */
+    char callback_url[RF_PATH_MAX];
+    int64_t created_at, updated_at, started_at, finished_at; /* ms; 0: not yet */
+    char error_code[RF_NAME_MAX];
+    char error_message[RF_ERRMSG_MAX];
+} rf_job_rec;
+
+typedef struct rf_item_rec {
+    char id[RF_ID_MAX];
+    char job_id[RF_ID_MAX];
+    uint32_t row_number;
+    char state[RF_NAME_MAX]; /* pending, processing, completed, failed, skipped */
+    char *data_json;         /* the row's fields as a JSON object */
+    char title[RF_TITLE_MAX + 1];
+    char error_code[RF_NAME_MAX];
+    char error_message[RF_ERRMSG_MAX];
+    int priority;
+    int64_t created_at, updated_at;
+} rf_item_rec;
+
+typedef struct rf_unit_rec {
+    char id[RF_ID_MAX];
+    char item_id[RF_ID_MAX];
+    char job_id[RF_ID_MAX];
+    char rendition[RF_NAME_MAX];
+    uint32_t width, height, fps;
+    uint32_t duration_ms;
+    uint32_t frames_total, frames_done;
+    char state[RF_NAME_MAX]; /* queued, leased, completed, failed, canceled */
+    char lease_id[RF_ID_MAX];
+    char agent_id[RF_ID_MAX];
+    int64_t lease_expires_at;
+    uint32_t attempts;
+    char output_path[RF_PATH_MAX];
+    uint64_t size_bytes;
+    char sha256[65];
+    uint32_t media_duration_ms;
+    char encoder[RF_NAME_MAX];
+    uint32_t render_ms;
+    char error_code[RF_NAME_MAX];
+    char error_message[RF_ERRMSG_MAX];
+    int64_t created_at, updated_at;
+} rf_unit_rec;
+
+typedef struct rf_event_rec {
+    int64_t id;
+    char job_id[RF_ID_MAX];
+    char type[RF_NAME_MAX];
+    char *data_json;
+    int64_t created_at;
+} rf_event_rec;
+
+typedef struct rf_unit_counts {
+    uint32_t total, queued, leased, completed, failed, canceled;
+} rf_unit_counts;
+
+typedef struct rf_item_counts {
+    uint32_t total, pending, processing, completed, failed, skipped;
+} rf_item_counts;
+
+/* Opens (creating if needed) the database at path and applies pending
+ * migrations. *out is owned by the caller (rf_store_close). */
+rf_err rf_store_open(const char *path, rf_store **out);
+
+/* Closes and frees; NULL-safe, sets *st = NULL. No transaction may be open. */
+void rf_store_close(rf_store **st);
+
+/* The schema version the code migrates to, and the file's current one. */
+int rf_store_schema_version(void);
+rf_err rf_store_user_version(rf_store *st, int *out);
+
+/* Transactions (see above). commit releases the mutex even when it fails
+ * (the transaction is then rolled back). rollback is NULL-safe. */
+rf_err rf_store_begin(rf_store *st);
+rf_err rf_store_commit(rf_store *st);
+void rf_store_rollback(rf_store *st);
+
+/* Jobs. update_state writes state, updated_at, started_at, finished_at,
+ * error_code and error_message of the record's id. */
+rf_err rf_store_job_insert(rf_store *st, const rf_job_rec *job);
+rf_err rf_store_job_get(rf_store *st, const char *id, rf_job_rec *out);
+rf_err rf_store_job_update_state(rf_store *st, const rf_job_rec *job);
+void rf_job_rec_clear(rf_job_rec *job);
+
+/* Items. update_state writes state, error_code, error_message, updated_at.
+ * list returns items of a job with row_number > after_row (and state ==
+ * state unless NULL) ordered by row_number, at most limit, as a malloc'd array
+ * freed with rf_item_recs_free. */
+rf_err rf_store_item_insert(rf_store *st, const rf_item_rec *item);
+rf_err rf_store_item_get(rf_store *st, const char *id, rf_item_rec *out);
+rf_err rf_store_item_update_state(rf_store *st, const rf_item_rec *item);
+rf_err rf_store_items_list(rf_store *st, const char *job_id, const char *state, uint32_t after_row,
+                           size_t limit, rf_item_rec **out, size_t *n);
+void rf_item_rec_clear(rf_item_rec *item);
+void rf_item_recs_free(rf_item_rec *items, size_t n);
+
+/* Units. update writes every mutable column (frames, state, lease, attempts,
+ * results, errors, updated_at) of the record's id. */
+rf_err rf_store_unit_insert(rf_store *st, const rf_unit_rec *unit);
+rf_err rf_store_unit_get(rf_store *st, const char *id, rf_unit_rec *out);
+rf_err rf_store_unit_update(rf_store *st, const rf_unit_rec *unit);
+
+/* The scheduler's choice: the next queued unit whose job is pending or
+ * running, by job priority DESC, job created_at, job id, item priority DESC,
+ * item row_number, unit rendition. *found = false when there is none. */
+rf_err rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found);
+
+/* Ids of leased units whose lease_expires_at < now_ms, at most max. */
+rf_err rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
+                              size_t *n);
+
+/* Units of an item ordered by rendition, malloc'd array (free()). */
+rf_err rf_store_units_of_item(rf_store *st, const char *item_id, rf_unit_rec **out, size_t *n);
+
+/* Derived counters (never stored). job_frames counts a completed or failed
+ * unit as all of its frames done. */
+rf_err rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out);
+rf_err rf_store_job_item_counts(rf_store *st, const char *job_id, rf_item_counts *out);
+rf_err rf_store_job_frames(rf_store *st, const char *job_id, uint64_t *done, uint64_t *total);
+
+/* Events: appended, listed by job with id > after_id in id order (malloc'd
+ * array freed with rf_event_recs_free). job_id may be NULL or "" for events
+ * not about a job. */
+rf_err rf_store_event_add(rf_store *st, const char *job_id, const char *type,
+                          const char *data_json, int64_t now_ms);
+rf_err rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t limit,
+                            rf_event_rec **out, size_t *n);
+void rf_event_recs_free(rf_event_rec *events, size_t n);
+
+/* Agents: upsert on HELLO (first_seen kept), touch on every later message
+ * (*known = false when the agent was never seen). */
+rf_err rf_store_agent_upsert(rf_store *st, const char *id, const char *hostname,
+                             const char *caps_json, int64_t now_ms);
+rf_err rf_store_agent_touch(rf_store *st, const char *id, int64_t now_ms, bool *known);
+
+#endif

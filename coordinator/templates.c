@@ -1,0 +1,72 @@
+/* The built-in template table. */
+#include "templates.h"
+
+#include <string.h>
+
+static const rf_template builtins[] = {
+    {"tpl_standard", "Standard", "modern", "female", {"#101820", "#FFFFFF", "#2D9CDB"},
+     "DejaVu Sans", "bottom_right", "", 1.0, 0.0},
+    {"tpl_promotional", "Promotional", "modern", "female", {"#1B1464", "#FFFFFF", "#FFC312"},
+     "DejaVu Sans", "top_right", "upbeat", 1.1, 1.0},
+    {"tpl_tutorial", "Tutorial", "minimal", "neutral", {"#FAFAFA", "#222222", "#27AE60"},
+     "DejaVu Sans", "top_left", "", 0.95, 0.0},
+    {"tpl_testimonial", "Testimonial", "classic", "male", {"#2C2C2C", "#F5F0E6", "#C8A165"},
+     "DejaVu Serif", "bottom_left", "soft_piano", 0.9, -1.0},
+    {"tpl_abc123", "Corporate", "corporate", "female", {"#0B2545", "#EEF4ED", "#8DA9C4"},
+     "DejaVu Sans", "bottom_right", "", 1.0, 0.0},
+};
+
+static const char *const styles[] = {"modern", "classic", "minimal", "corporate"};
+static const char *const voices[] = {"female", "male", "neutral"};
+
+const rf_template *
+rf_template_find(const char *id)
+{
+    if (id == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+        if (strcmp(builtins[i].id, id) == 0) {
+            return &builtins[i];
+        }
+    }
+    return NULL;
+}
+
+size_t
+rf_template_count(void)
+{
+    return sizeof(builtins) / sizeof(builtins[0]);
+}
+
+const rf_template *
+rf_template_at(size_t i)
+{
+    return i < rf_template_count() ? &builtins[i] : NULL;
+}
+
+static bool
+in_list(const char *s, const char *const *list, size_t n)
+{
+    if (s == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, list[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+rf_style_valid(const char *style)
+{
+    return in_list(style, styles, sizeof(styles) / sizeof(styles[0]));
+}
+
+bool
+rf_voice_valid(const char *voice)
+{
+    return in_list(voice, voices, sizeof(voices) / sizeof(voices[0]));
+}
