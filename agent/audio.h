@@ -20,8 +20,8 @@ typedef struct rf_word {
 } rf_word;
 
 typedef struct rf_narration {
-    float *pcm;       /* interleaved stereo float, RF_AUDIO_RATE */
-    size_t frames;    /* samples per channel */
+    float *pcm;    /* interleaved stereo float, RF_AUDIO_RATE */
+    size_t frames; /* samples per channel */
     rf_word *words;
     size_t n_words;
 } rf_narration;

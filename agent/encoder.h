@@ -18,8 +18,8 @@ typedef struct rf_enc_config {
     const char *audio_codec; /* "aac", "opus" */
     const char *preset;      /* e.g. "veryfast"; NULL = backend default */
     int width, height, fps;
-    int gop_frames;          /* max frames between keyframes */
-    int crf;                 /* quality, 0 = backend default */
+    int gop_frames; /* max frames between keyframes */
+    int crf;        /* quality, 0 = backend default */
     int sample_rate, channels;
 } rf_enc_config;
 

@@ -290,7 +290,8 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
     uint32_t n_frames = (uint32_t)((tm.duration_ms * fps + 500) / 1000);
     size_t samples_per_frame = RF_AUDIO_RATE / fps;
     size_t audio_total = (size_t)n_frames * RF_AUDIO_RATE / fps;
-    int max_chars = u->width >= u->height ? 48 : 28;
+    /* Two caption lines' worth of text for the frame's shape. */
+    int max_chars = u->width > u->height ? 80 : u->width == u->height ? 60 : 44;
 
     if (o && o->progress)
         atomic_store(&o->progress->frames_total, n_frames);

@@ -60,6 +60,23 @@ static const style k_styles[] = {
                       1.0},
 };
 
+/* Relative luminance (BT.709 weights) of 0xRRGGBB, 0..1. */
+static double
+luma(uint32_t rgb)
+{
+    return (0.2126 * ((rgb >> 16) & 0xFF) + 0.7152 * ((rgb >> 8) & 0xFF) + 0.0722 * (rgb & 0xFF)) /
+           255.0;
+}
+
+/* Brand colours replace a style's background but rarely say which text
+ * colour reads on it: pick near-white or near-black by the background's
+ * mean luminance so text stays legible on any palette. */
+static uint32_t
+contrast_text(uint32_t bg, uint32_t bg2)
+{
+    return (luma(bg) + luma(bg2)) / 2 > 0.55 ? 0x111111 : 0xFFFFFF;
+}
+
 static style_id
 style_parse(const char *name)
 {
@@ -368,6 +385,8 @@ rf_scene_build(const rf_unit *u, const rf_caption *caps, int n_caps, const rf_ti
     if (end_card < title_end)
         end_card = title_end;
     uint32_t text_rgb = pal[PAL_TEXT];
+    if (u->n_colors > 0 && u->n_colors <= PAL_TEXT)
+        text_rgb = contrast_text(pal[PAL_BG], pal[PAL_BG2]);
     int rise_big = (int)(g.h * 0.02), rise_small = (int)(g.h * 0.01);
 
     /* title card */

@@ -21,23 +21,23 @@ typedef struct rf_caption {
 
 /* The timeline of a video, in milliseconds from its start. */
 typedef struct rf_timing {
-    int64_t duration_ms;    /* whole video */
-    int64_t title_end_ms;   /* title card shown over [0, title_end_ms) */
-    int64_t end_card_ms;    /* end card shown over [end_card_ms, duration_ms) */
+    int64_t duration_ms;  /* whole video */
+    int64_t title_end_ms; /* title card shown over [0, title_end_ms) */
+    int64_t end_card_ms;  /* end card shown over [end_card_ms, duration_ms) */
 } rf_timing;
 
 typedef struct rf_scene_layer {
-    int comp_index;         /* index in the compositor (rf_comp_add_layer) */
+    int comp_index; /* index in the compositor (rf_comp_add_layer) */
     int width, height;
-    int x, y;               /* resting top-left in frame pixels */
-    int64_t t_in, t_out;    /* visible over [t_in, t_out) */
-    int fade_ms;            /* fade in after t_in and out before t_out */
-    int rise_px;            /* starts rise_px lower and settles during fade-in */
+    int x, y;            /* resting top-left in frame pixels */
+    int64_t t_in, t_out; /* visible over [t_in, t_out) */
+    int fade_ms;         /* fade in after t_in and out before t_out */
+    int rise_px;         /* starts rise_px lower and settles during fade-in */
 } rf_scene_layer;
 
 typedef struct rf_scene {
     int width, height;
-    rf_frame background;    /* host frame, YUV420P */
+    rf_frame background; /* host frame, YUV420P */
     int n_layers;
     rf_layer_tex *texs;     /* n_layers textures (host) */
     rf_scene_layer *layers; /* n_layers, in paint order */

@@ -18,11 +18,11 @@ typedef struct rf_text_style {
     int weight;              /* 400 normal, 700 bold */
     uint32_t color;          /* 0xRRGGBBAA */
     rf_align align;
-    double line_spacing;     /* multiplier, 1.0 = font default */
-    uint32_t shadow;         /* 0xRRGGBBAA drop shadow, 0 = none */
-    uint32_t box;            /* 0xRRGGBBAA rounded box behind the text, 0 = none */
-    int box_pad;             /* box padding in pixels */
-    int max_lines;           /* ellipsize after this many lines, 0 = unlimited */
+    double line_spacing; /* multiplier, 1.0 = font default */
+    uint32_t shadow;     /* 0xRRGGBBAA drop shadow, 0 = none */
+    uint32_t box;        /* 0xRRGGBBAA rounded box behind the text, 0 = none */
+    int box_pad;         /* box padding in pixels */
+    int max_lines;       /* ellipsize after this many lines, 0 = unlimited */
 } rf_text_style;
 
 /* Lays out utf8 wrapped to max_width pixels and rasterises it into *out
@@ -31,8 +31,7 @@ typedef struct rf_text_style {
  * even. Invalid UTF-8 is replaced, not refused. RF_ETEXT on Cairo/Pango
  * failure. Thread-safe (each call has its own Cairo surface and Pango
  * context). */
-rf_err rf_text_render(const char *utf8, const rf_text_style *st, int max_width,
-                      rf_layer_tex *out);
+rf_err rf_text_render(const char *utf8, const rf_text_style *st, int max_width, rf_layer_tex *out);
 
 /* Rasterises a filled rounded rectangle (colour 0xRRGGBBAA) of w x h. */
 rf_err rf_shape_rect(int w, int h, double radius, uint32_t color, rf_layer_tex *out);

@@ -55,12 +55,12 @@ typedef enum rf_msg_type {
 const char *rf_msg_type_name(rf_msg_type t);
 
 typedef struct rf_hello {
-    char agent_id[RF_ID_MAX];   /* chosen by the agent, stable across restarts */
+    char agent_id[RF_ID_MAX]; /* chosen by the agent, stable across restarts */
     char hostname[RF_HOST_MAX];
-    char version[RF_NAME_MAX];  /* agent software version */
+    char version[RF_NAME_MAX]; /* agent software version */
     uint32_t cpu_cores;
-    uint32_t slots;             /* units it runs at once */
-    uint32_t gpus;              /* usable CUDA devices */
+    uint32_t slots;               /* units it runs at once */
+    uint32_t gpus;                /* usable CUDA devices */
     char compositor[RF_NAME_MAX]; /* "cpu" or "cuda" */
     uint32_t n_encoders;
     char encoders[RF_MAX_ENCODERS][RF_NAME_MAX]; /* that actually opened, e.g. "libx264" */
@@ -68,8 +68,8 @@ typedef struct rf_hello {
 
 typedef struct rf_welcome {
     char agent_id[RF_ID_MAX];
-    uint32_t lease_ttl_ms;    /* a lease lapses this long after the last heartbeat */
-    uint32_t heartbeat_ms;    /* send PROGRESS at least this often */
+    uint32_t lease_ttl_ms; /* a lease lapses this long after the last heartbeat */
+    uint32_t heartbeat_ms; /* send PROGRESS at least this often */
 } rf_welcome;
 
 typedef struct rf_lease_req {
@@ -83,34 +83,37 @@ typedef struct rf_unit {
     char lease_id[RF_ID_MAX];
     char job_id[RF_ID_MAX];
     char item_id[RF_ID_MAX];
-    uint32_t row_number;          /* 1-based row in the source sheet */
-    uint64_t lease_expires_ms;    /* wall clock, Unix epoch ms */
+    uint32_t row_number;       /* 1-based row in the source sheet */
+    uint64_t lease_expires_ms; /* wall clock, Unix epoch ms */
     /* rendition */
-    char rendition[RF_NAME_MAX];  /* "youtube", "tiktok", "instagram", ... */
-    uint32_t width, height;       /* even, 16..7680 */
-    uint32_t fps;                 /* frames per second, 1..120 */
-    uint32_t duration_ms;         /* requested length, 1..3600000 */
-    char container[RF_NAME_MAX];  /* "mp4", "mov", "webm" */
+    char rendition[RF_NAME_MAX];   /* "youtube", "tiktok", "instagram", ... */
+    uint32_t width, height;        /* even, 16..7680 */
+    uint32_t fps;                  /* frames per second, 1..120 */
+    uint32_t duration_ms;          /* requested length, 1..3600000 */
+    char container[RF_NAME_MAX];   /* "mp4", "mov", "webm" */
     char video_codec[RF_NAME_MAX]; /* "h264", "h265", "vp9" */
     char audio_codec[RF_NAME_MAX]; /* "aac", "opus" */
-    char preset[RF_NAME_MAX];     /* encoder speed preset, e.g. "veryfast" */
+    char preset[RF_NAME_MAX];      /* encoder speed preset, e.g. "veryfast" */
     char output_path[RF_PATH_MAX]; /* absolute path or URI of the final file */
     /* content */
-    char *title;                  /* heap, <= RF_TITLE_MAX, never NULL after decode */
-    char *description;            /* heap, <= RF_DESC_MAX, may be "" */
-    char *script;                 /* heap, <= RF_SCRIPT_MAX, never empty */
+    char *title;       /* heap, <= RF_TITLE_MAX, never NULL after decode */
+    char *description; /* heap, <= RF_DESC_MAX, may be "" */
+    char *script;      /* heap, <= RF_SCRIPT_MAX, never empty */
     char audience[RF_NAME_MAX * 4];
     char tone[RF_NAME_MAX];
     /* template */
     char template_id[RF_NAME_MAX];
-    char style[RF_NAME_MAX];      /* "modern", "classic", "minimal", "corporate" */
-    char voice[RF_NAME_MAX];      /* "female", "male", "neutral" */
+    char style[RF_NAME_MAX]; /* "modern", "classic", "minimal", "corporate" */
+    char voice[RF_NAME_MAX]; /* "female", "male", "neutral" */
     char font_family[RF_NAME_MAX];
     char logo_position[RF_NAME_MAX];
     uint32_t n_colors;
+    /* Brand palette overriding the style's, in order: background, second
+     * background (gradient end / band), accent, text. Entries not given keep
+     * the style's; text, when not given, is chosen for contrast. */
     char colors[RF_MAX_COLORS][8]; /* "#RRGGBB" */
-    double voice_speed;           /* 0.5..2.0, 1.0 = normal */
-    double voice_pitch;           /* -12..12 semitones, 0 = normal */
+    double voice_speed;            /* 0.5..2.0, 1.0 = normal */
+    double voice_pitch;            /* -12..12 semitones, 0 = normal */
 } rf_unit;
 
 typedef struct rf_no_work {
@@ -132,11 +135,11 @@ typedef struct rf_complete {
     char lease_id[RF_ID_MAX];
     char output_path[RF_PATH_MAX];
     uint64_t size_bytes;
-    char sha256[65];              /* 64 lowercase hex chars */
-    uint32_t duration_ms;         /* actual media duration */
+    char sha256[65];      /* 64 lowercase hex chars */
+    uint32_t duration_ms; /* actual media duration */
     uint32_t frames;
-    char encoder[RF_NAME_MAX];    /* libavcodec encoder name actually used */
-    uint32_t render_ms;           /* wall time spent on the unit */
+    char encoder[RF_NAME_MAX]; /* libavcodec encoder name actually used */
+    uint32_t render_ms;        /* wall time spent on the unit */
 } rf_complete;
 
 typedef struct rf_fail {
@@ -145,15 +148,15 @@ typedef struct rf_fail {
     char lease_id[RF_ID_MAX];
     char error_code[RF_NAME_MAX]; /* e.g. "audio_generation_failed" */
     char error_message[RF_ERRMSG_MAX];
-    bool retryable;               /* a transient failure another try may fix */
+    bool retryable; /* a transient failure another try may fix */
 } rf_fail;
 
 typedef struct rf_ack {
-    uint64_t lease_expires_ms;    /* new expiry after a PROGRESS; 0 otherwise */
+    uint64_t lease_expires_ms; /* new expiry after a PROGRESS; 0 otherwise */
 } rf_ack;
 
 typedef struct rf_refused {
-    char code[RF_NAME_MAX];       /* "stale_lease", "unknown_agent", "bad_message", "canceled" */
+    char code[RF_NAME_MAX]; /* "stale_lease", "unknown_agent", "bad_message", "canceled" */
     char reason[RF_ERRMSG_MAX];
 } rf_refused;
 

@@ -144,11 +144,11 @@ reply_error(req *r, int status, const char *code, const char *message, json_t *d
         detail = json_null();
     }
     if (r->style == STYLE_WRAPPED) {
-        body = json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 0, "error", "code", code,
-                         "message", message, "detail", detail);
+        body = json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 0, "error", "code", code, "message",
+                         message, "detail", detail);
     } else {
-        body = json_pack("{s:s, s:s, s:o}", "error_code", code, "error_message", message,
-                         "detail", detail);
+        body = json_pack("{s:s, s:s, s:o}", "error_code", code, "error_message", message, "detail",
+                         detail);
     }
     return send_json(r, status, body, extra);
 }
@@ -228,10 +228,10 @@ job_json(const rf_job_view *v)
         time_json(j->updated_at), "started_at", time_json(j->started_at), "finished_at",
         time_json(j->finished_at), "processing_deadline_ms",
         j->processing_deadline_ms > 0 ? json_integer(j->processing_deadline_ms) : json_null(),
-        "callback_url", str_or_null(j->callback_url), "output", "format", j->format,
-        "video_codec", j->video_codec, "audio_codec", j->audio_codec, "resolution",
-        j->resolution, "output_bucket", j->output_bucket, "template", "template_id",
-        j->template_id, "overrides", parsed_or(j->overrides_json, json_object()), "input_source",
+        "callback_url", str_or_null(j->callback_url), "output", "format", j->format, "video_codec",
+        j->video_codec, "audio_codec", j->audio_codec, "resolution", j->resolution, "output_bucket",
+        j->output_bucket, "template", "template_id", j->template_id, "overrides",
+        parsed_or(j->overrides_json, json_object()), "input_source",
         parsed_or(j->input_json, json_object()), "eta_ms",
         v->eta_ms >= 0 ? json_integer(v->eta_ms) : json_null(), "error_code",
         failed ? str_or_null(j->error_code) : json_null(), "error_message",
@@ -241,16 +241,15 @@ job_json(const rf_job_view *v)
 static json_t *
 progress_json(const rf_job_view *v)
 {
-    return json_pack("{s:s, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:I, s:o}, s:b}",
-                     "job_id", v->job.id, "state", v->job.state, "percent_complete",
-                     v->percent_complete, "items_status", "total", (json_int_t)v->items.total,
-                     "completed", (json_int_t)v->items.completed, "failed",
-                     (json_int_t)v->items.failed, "pending",
-                     (json_int_t)(v->items.pending + v->items.processing), "skipped",
-                     (json_int_t)v->items.skipped, "timing", "started_at",
-                     time_json(v->job.started_at), "processing_time_ms",
-                     (json_int_t)v->processing_time_ms, "eta_ms",
-                     v->eta_ms >= 0 ? json_integer(v->eta_ms) : json_null(), "rate_limited", 0);
+    return json_pack(
+        "{s:s, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:I, s:o}, s:b}", "job_id", v->job.id,
+        "state", v->job.state, "percent_complete", v->percent_complete, "items_status", "total",
+        (json_int_t)v->items.total, "completed", (json_int_t)v->items.completed, "failed",
+        (json_int_t)v->items.failed, "pending",
+        (json_int_t)(v->items.pending + v->items.processing), "skipped",
+        (json_int_t)v->items.skipped, "timing", "started_at", time_json(v->job.started_at),
+        "processing_time_ms", (json_int_t)v->processing_time_ms, "eta_ms",
+        v->eta_ms >= 0 ? json_integer(v->eta_ms) : json_null(), "rate_limited", 0);
 }
 
 static json_t *
@@ -283,16 +282,15 @@ video_json(const rf_video_view *v)
                 json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:s, s:s}", "type", "video",
                           "rendition", u->rendition, "url", url, "path", u->output_path, "width",
                           (int)u->width, "height", (int)u->height, "duration_ms",
-                          (json_int_t)u->media_duration_ms, "size_bytes",
-                          (json_int_t)u->size_bytes, "sha256", u->sha256, "encoder", u->encoder));
+                          (json_int_t)u->media_duration_ms, "size_bytes", (json_int_t)u->size_bytes,
+                          "sha256", u->sha256, "encoder", u->encoder));
         }
         json_array_append_new(
-            renditions,
-            json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:i, s:o}", "rendition", u->rendition,
-                      "state", u->state, "width", (int)u->width, "height", (int)u->height,
-                      "frames_done", (json_int_t)u->frames_done, "frames_total",
-                      (json_int_t)u->frames_total, "attempts", (int)u->attempts, "agent_id",
-                      str_or_null(u->agent_id)));
+            renditions, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:i, s:o}", "rendition",
+                                  u->rendition, "state", u->state, "width", (int)u->width, "height",
+                                  (int)u->height, "frames_done", (json_int_t)u->frames_done,
+                                  "frames_total", (json_int_t)u->frames_total, "attempts",
+                                  (int)u->attempts, "agent_id", str_or_null(u->agent_id)));
     }
     out = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:o}", "id", v->item.id, "row_number",
                     (int)v->item.row_number, "title", v->item.title, "state", v->item.state,
@@ -333,10 +331,9 @@ reply_too_big(req *r)
     }
     snprintf(msg, sizeof(msg), "the request body is larger than %lld bytes",
              (long long)r->api->cfg->max_body_bytes);
-    return reply_error(r, 413, "payload_too_large", msg,
-                       json_pack("{s:I}", "max_body_bytes",
-                                 (json_int_t)r->api->cfg->max_body_bytes),
-                       NULL);
+    return reply_error(
+        r, 413, "payload_too_large", msg,
+        json_pack("{s:I}", "max_body_bytes", (json_int_t)r->api->cfg->max_body_bytes), NULL);
 }
 
 /* Reads the whole body, refusing more than max_body_bytes: up front from
@@ -583,8 +580,7 @@ h_progress(req *r)
 static int
 h_videos(req *r)
 {
-    static const char *const states[] = {"pending", "processing", "completed", "failed",
-                                         "skipped"};
+    static const char *const states[] = {"pending", "processing", "completed", "failed", "skipped"};
     char state[32] = "", size_text[32] = "", token[128] = "";
     bool has_state, has_size, has_token, ok = false;
     long page_size = PAGE_SIZE_DEFAULT;
@@ -753,8 +749,7 @@ route_request(req *r)
         }
         if (strstr(allow, rt->method) == NULL) {
             size_t used = strlen(allow);
-            snprintf(allow + used, sizeof(allow) - used, "%s%s", used > 0 ? ", " : "",
-                     rt->method);
+            snprintf(allow + used, sizeof(allow) - used, "%s%s", used > 0 ? ", " : "", rt->method);
         }
     }
     if (allow[0] != '\0') {
@@ -765,8 +760,8 @@ route_request(req *r)
             strcmp(method, "PATCH") == 0) {
             drain_body(r);
         }
-        return reply_error(r, 405, "method_not_allowed", msg,
-                           json_pack("{s:s}", "allow", allow), header);
+        return reply_error(r, 405, "method_not_allowed", msg, json_pack("{s:s}", "allow", allow),
+                           header);
     }
     return reply_error(r, 404, "not_found", "no such endpoint", NULL, NULL);
 }
@@ -809,15 +804,9 @@ rf_api_start(rf_store *st, const rf_coord_config *cfg, rf_api **out)
 {
     struct mg_callbacks callbacks;
     char threads[16];
-    const char *options[] = {"listening_ports",
-                             cfg->http_listen,
-                             "num_threads",
-                             threads,
-                             "request_timeout_ms",
-                             "30000",
-                             "enable_keep_alive",
-                             "no",
-                             NULL};
+    const char *options[] = {
+        "listening_ports", cfg->http_listen,    "num_threads", threads, "request_timeout_ms",
+        "30000",           "enable_keep_alive", "no",          NULL};
     rf_api *api = calloc(1, sizeof(*api));
 
     *out = NULL;

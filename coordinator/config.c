@@ -21,17 +21,24 @@ typedef struct opt {
     size_t offset;
     size_t size; /* OPT_STR: buffer size */
     const char *def;
-    bool reloadable; /* may change on reload without a restart (reload comes later) */
+    bool reloadable;  /* may change on reload without a restart (reload comes later) */
     int64_t min, max; /* OPT_INT range */
     const char *help;
 } opt;
 
 #define STR(k, def, rel, help)                                                                     \
-    {#k, OPT_STR, offsetof(rf_coord_config, k), sizeof(((rf_coord_config *)0)->k), def, rel, 0, 0, help}
+    {                                                                                              \
+#k, OPT_STR, offsetof(rf_coord_config, k), sizeof(((rf_coord_config *)0)->k), def, rel, 0, \
+            0, help                                                                                \
+    }
 #define INT(k, def, rel, lo, hi, help)                                                             \
-    {#k, OPT_INT, offsetof(rf_coord_config, k), sizeof(int64_t), def, rel, lo, hi, help}
+    {                                                                                              \
+#k, OPT_INT, offsetof(rf_coord_config, k), sizeof(int64_t), def, rel, lo, hi, help         \
+    }
 #define BOOL(k, def, rel, help)                                                                    \
-    {#k, OPT_BOOL, offsetof(rf_coord_config, k), sizeof(bool), def, rel, 0, 0, help}
+    {                                                                                              \
+#k, OPT_BOOL, offsetof(rf_coord_config, k), sizeof(bool), def, rel, 0, 0, help             \
+    }
 
 static const opt opts[] = {
     STR(http_listen, "127.0.0.1:8080", false, "HTTP address:port for the REST API"),
@@ -54,8 +61,8 @@ static const opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static void
-put_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 put_err(char *err, size_t err_len, const char *fmt, ...)
@@ -145,8 +152,7 @@ rf_config_defaults(rf_coord_config *cfg)
 }
 
 rf_err
-rf_config_set(rf_coord_config *cfg, const char *key, const char *value, char *err,
-              size_t err_len)
+rf_config_set(rf_coord_config *cfg, const char *key, const char *value, char *err, size_t err_len)
 {
     const opt *o = find_opt(key, strlen(key));
 
@@ -324,7 +330,8 @@ rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len)
         if (strcmp(rel, ".") == 0) {
             rel = "";
         }
-        if (rf_fmt(absolute, sizeof(absolute), "%s%s%s", cwd, rel[0] != '\0' ? "/" : "", rel) != RF_OK) {
+        if (rf_fmt(absolute, sizeof(absolute), "%s%s%s", cwd, rel[0] != '\0' ? "/" : "", rel) !=
+            RF_OK) {
             put_err(err, err_len, "bucket_root is too long");
             return RF_ETOOBIG;
         }
@@ -347,7 +354,7 @@ rf_config_print_help(FILE *f)
                "'key = value' lines; '#' starts a comment. Flags override the file.\n\n");
     fprintf(f, "%-22s %-7s %-22s %-6s %s\n", "key", "type", "default", "reload", "description");
     for (size_t i = 0; i < N_OPTS; i++) {
-        fprintf(f, "%-22s %-7s %-22s %-6s %s\n", opts[i].key, type_names[opts[i].type],
-                opts[i].def, opts[i].reloadable ? "yes" : "no", opts[i].help);
+        fprintf(f, "%-22s %-7s %-22s %-6s %s\n", opts[i].key, type_names[opts[i].type], opts[i].def,
+                opts[i].reloadable ? "yes" : "no", opts[i].help);
     }
 }

@@ -15,22 +15,22 @@
 #include "rf_proto.h"
 
 typedef struct rf_coord_config {
-    char http_listen[128];     /* civetweb listening_ports, e.g. "127.0.0.1:8080" */
-    int64_t http_threads;      /* civetweb worker threads */
-    char nng_listen[256];      /* nng URL the REP socket listens on */
-    char db_path[RF_PATH_MAX]; /* SQLite file */
+    char http_listen[128];         /* civetweb listening_ports, e.g. "127.0.0.1:8080" */
+    int64_t http_threads;          /* civetweb worker threads */
+    char nng_listen[256];          /* nng URL the REP socket listens on */
+    char db_path[RF_PATH_MAX];     /* SQLite file */
     char bucket_root[RF_PATH_MAX]; /* local directory holding every output_bucket */
     int64_t lease_ttl_ms;
     int64_t reaper_interval_ms;
-    int64_t max_attempts;      /* leases a unit gets before it fails */
+    int64_t max_attempts; /* leases a unit gets before it fails */
     int64_t fps;
     char x264_preset[RF_NAME_MAX];
     int64_t max_rows_per_job;
-    int64_t max_body_bytes;    /* HTTP request bodies */
-    int64_t csv_max_bytes;     /* a CSV file or download */
+    int64_t max_body_bytes; /* HTTP request bodies */
+    int64_t csv_max_bytes;  /* a CSV file or download */
     int64_t csv_fetch_timeout_ms;
     char log_level[16];
-    bool csv_url_allow_file;   /* input_source "path" and file:// URLs may read local files */
+    bool csv_url_allow_file; /* input_source "path" and file:// URLs may read local files */
 } rf_coord_config;
 
 /* Fills cfg with the table's defaults. */

@@ -23,8 +23,7 @@ typedef struct parser {
     size_t err_len;
 } parser;
 
-static void
-set_err(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 set_err(parser *p, const char *fmt, ...)

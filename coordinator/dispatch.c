@@ -33,8 +33,7 @@ struct rf_dispatch {
     worker workers[RF_DISPATCH_CONTEXTS];
 };
 
-static void
-set_refused(rf_msg *rep, const char *code, const char *fmt, ...)
+static void set_refused(rf_msg *rep, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -92,8 +91,7 @@ rf_dispatch_handle(rf_store *st, const rf_coord_config *cfg, const rf_msg *req, 
         break;
     case RF_MSG_LEASE_REQ: {
         bool leased = false;
-        rv = rf_jobs_lease(st, cfg, req->u.lease_req.agent_id, now_ms, &rep->u.unit, &leased,
-                           &oc);
+        rv = rf_jobs_lease(st, cfg, req->u.lease_req.agent_id, now_ms, &rep->u.unit, &leased, &oc);
         if (rv != RF_OK) {
             break;
         }

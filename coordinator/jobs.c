@@ -28,9 +28,9 @@ static const struct {
     const char *name;
     rf_shape shape;
 } platforms[] = {
-    {"youtube", RF_SHAPE_LANDSCAPE},      {"tiktok", RF_SHAPE_PORTRAIT},
-    {"shorts", RF_SHAPE_PORTRAIT},        {"youtube_shorts", RF_SHAPE_PORTRAIT},
-    {"reels", RF_SHAPE_PORTRAIT},         {"instagram_reels", RF_SHAPE_PORTRAIT},
+    {"youtube", RF_SHAPE_LANDSCAPE}, {"tiktok", RF_SHAPE_PORTRAIT},
+    {"shorts", RF_SHAPE_PORTRAIT},   {"youtube_shorts", RF_SHAPE_PORTRAIT},
+    {"reels", RF_SHAPE_PORTRAIT},    {"instagram_reels", RF_SHAPE_PORTRAIT},
     {"instagram", RF_SHAPE_SQUARE},
 };
 
@@ -111,9 +111,9 @@ rf_slugify(const char *title, char *out, size_t len)
     }
 }
 
-static const char *const job_states[] = {"pending",   "running",   "pausing",
+static const char *const job_states[] = {"pending",   "running",    "pausing",
                                          "paused",    "completing", "completed",
-                                         "canceling", "canceled",  "failed"};
+                                         "canceling", "canceled",   "failed"};
 
 /* The user guide's state table as allowed transitions. pending may end at
  * once when a job has nothing to render; failed -> pending is retry. */
@@ -342,20 +342,20 @@ item_refresh(rf_store *st, const char *item_id, int64_t now_ms)
             }
         }
         rv = emit(st, item.job_id, "video.failed",
-                  json_pack("{s:s, s:s, s:i, s:s, s:s}", "job_id", item.job_id, "item_id",
-                            item.id, "row_number", (int)item.row_number, "error_code",
-                            item.error_code, "error_message", item.error_message),
+                  json_pack("{s:s, s:s, s:i, s:s, s:s}", "job_id", item.job_id, "item_id", item.id,
+                            "row_number", (int)item.row_number, "error_code", item.error_code,
+                            "error_message", item.error_message),
                   now_ms);
     } else if (strcmp(state, "completed") == 0) {
         json_t *paths = json_array();
         for (size_t i = 0; paths != NULL && i < n; i++) {
             json_array_append_new(paths, json_string(units[i].output_path));
         }
-        rv = emit(st, item.job_id, "video.completed",
-                  json_pack("{s:s, s:s, s:i, s:s, s:o*}", "job_id", item.job_id, "item_id",
-                            item.id, "row_number", (int)item.row_number, "title", item.title,
-                            "paths", paths),
-                  now_ms);
+        rv =
+            emit(st, item.job_id, "video.completed",
+                 json_pack("{s:s, s:s, s:i, s:s, s:o*}", "job_id", item.job_id, "item_id", item.id,
+                           "row_number", (int)item.row_number, "title", item.title, "paths", paths),
+                 now_ms);
     }
 out:
     free(units);
@@ -377,8 +377,7 @@ typedef struct row_plan {
     char renditions[3][RF_NAME_MAX];
 } row_plan;
 
-static void
-plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
+static void plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Appends "row N: msg", or "; msg" after the first error of the row. */
@@ -506,8 +505,7 @@ plan_duration(row_plan *p, uint32_t rn, const char *text)
     d = strtod(text, &end);
     if (end == text || *end != '\0' || errno != 0 || !isfinite(d) || d != floor(d) ||
         !isdigit((unsigned char)text[0])) {
-        plan_error(p, rn, "duration_seconds must be a whole number of seconds (got '%.32s')",
-                   text);
+        plan_error(p, rn, "duration_seconds must be a whole number of seconds (got '%.32s')", text);
         return;
     }
     if (d < 1 || d > MAX_DURATION_S) {
@@ -671,9 +669,9 @@ insert_row(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job, cons
         u.frames_total = (uint32_t)(((uint64_t)u.duration_ms * u.fps + 500) / 1000);
         copy_str(u.state, "queued", sizeof(u.state));
         rf_slugify(plan.title, slug, sizeof(slug));
-        if (rf_fmt(u.output_path, sizeof(u.output_path), "%s/%s/%s/%04u-%s-%s.%s",
-                   cfg->bucket_root, job->output_bucket, job->id, row->row_number, slug,
-                   u.rendition, job->format) != RF_OK) {
+        if (rf_fmt(u.output_path, sizeof(u.output_path), "%s/%s/%s/%04u-%s-%s.%s", cfg->bucket_root,
+                   job->output_bucket, job->id, row->row_number, slug, u.rendition,
+                   job->format) != RF_OK) {
             rf_error("job %s: output path under %s is too long", job->id, cfg->bucket_root);
             rv = RF_ETOOBIG;
             goto out;
@@ -879,10 +877,10 @@ out:
 rf_err
 rf_jobs_agent_hello(rf_store *st, const rf_hello *h, int64_t now_ms)
 {
-    json_t *caps = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:[]}", "hostname", h->hostname,
-                             "version", h->version, "cpu_cores", (int)h->cpu_cores, "slots",
-                             (int)h->slots, "gpus", (int)h->gpus, "compositor", h->compositor,
-                             "encoders");
+    json_t *caps =
+        json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:[]}", "hostname", h->hostname, "version",
+                  h->version, "cpu_cores", (int)h->cpu_cores, "slots", (int)h->slots, "gpus",
+                  (int)h->gpus, "compositor", h->compositor, "encoders");
     char *text = NULL;
     rf_err rv;
 
@@ -914,8 +912,8 @@ rf_jobs_agent_hello(rf_store *st, const rf_hello *h, int64_t now_ms)
     return rv;
 }
 
-static void
-refuse(rf_outcome *oc, rf_verdict v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(rf_outcome *oc, rf_verdict v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 refuse(rf_outcome *oc, rf_verdict v, const char *fmt, ...)
@@ -998,9 +996,9 @@ build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec 
         rv = s == NULL ? RF_EINVAL : RF_ENOMEM;
         goto out;
     }
-    if (rf_strlcpy(out->audience, json_str(data, "target_audience") != NULL
-                                      ? json_str(data, "target_audience")
-                                      : "",
+    if (rf_strlcpy(out->audience,
+                   json_str(data, "target_audience") != NULL ? json_str(data, "target_audience")
+                                                             : "",
                    sizeof(out->audience)) != RF_OK ||
         rf_strlcpy(out->tone, json_str(data, "tone") != NULL ? json_str(data, "tone") : "",
                    sizeof(out->tone)) != RF_OK) {
@@ -1029,10 +1027,10 @@ build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec 
             out->n_colors++;
         }
     } else {
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < 3 && tpl->colors[i] != NULL; i++) {
             copy_str(out->colors[i], tpl->colors[i], 8);
+            out->n_colors++;
         }
-        out->n_colors = 3;
     }
     out->voice_speed = tpl->voice_speed;
     out->voice_pitch = tpl->voice_pitch;
@@ -1147,16 +1145,16 @@ rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, in
             u.updated_at = now_ms;
             rv = build_unit(cfg, &job, &item, &u, unit);
             if (rv == RF_EINVAL) {
-                rv = unit_fail(st, &u, "validation_error", "stored row data cannot be sent",
-                               now_ms);
+                rv =
+                    unit_fail(st, &u, "validation_error", "stored row data cannot be sent", now_ms);
             } else if (rv == RF_OK) {
                 rv = rf_store_unit_update(st, &u);
                 if (rv == RF_OK) {
                     rv = item_refresh(st, u.item_id, now_ms);
                 }
                 if (rv == RF_OK && strcmp(job.state, "pending") == 0) {
-                    rv = job_set_state(st, &job, "running", "first unit leased", NULL, NULL,
-                                       now_ms);
+                    rv =
+                        job_set_state(st, &job, "running", "first unit leased", NULL, NULL, now_ms);
                 }
                 *leased = rv == RF_OK;
                 if (*leased) {
@@ -1317,13 +1315,15 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
     if (strstr(path, "://") == NULL) {
         struct stat sb;
         if (path[0] != '/' || !path_under(path, cfg->bucket_root)) {
-            snprintf(problem, sizeof(problem), "output %.400s is not under the bucket root %.400s", path,
-                     cfg->bucket_root);
+            snprintf(problem, sizeof(problem), "output %.400s is not under the bucket root %.400s",
+                     path, cfg->bucket_root);
         } else if (stat(path, &sb) != 0) {
-            snprintf(problem, sizeof(problem), "output %.400s is missing: %s", path, strerror(errno));
+            snprintf(problem, sizeof(problem), "output %.400s is missing: %s", path,
+                     strerror(errno));
         } else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != c->size_bytes) {
-            snprintf(problem, sizeof(problem), "output %.400s has %lld bytes, the agent reported %llu",
-                     path, (long long)sb.st_size, (unsigned long long)c->size_bytes);
+            snprintf(problem, sizeof(problem),
+                     "output %.400s has %lld bytes, the agent reported %llu", path,
+                     (long long)sb.st_size, (unsigned long long)c->size_bytes);
         }
     }
     copy_str(u.output_path, path, sizeof(u.output_path));
@@ -1349,8 +1349,8 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
             rv = job_refresh(st, u.job_id, now_ms);
         }
         rf_info("unit %s (job %s %s) completed by agent %s: %s, %llu bytes, %s, %u ms", u.id,
-                u.job_id, u.rendition, c->agent_id, u.output_path,
-                (unsigned long long)u.size_bytes, u.encoder, u.render_ms);
+                u.job_id, u.rendition, c->agent_id, u.output_path, (unsigned long long)u.size_bytes,
+                u.encoder, u.render_ms);
     }
     if (rv != RF_OK) {
         rf_store_rollback(st);
@@ -1394,9 +1394,9 @@ rf_jobs_fail(rf_store *st, const rf_coord_config *cfg, const rf_fail *f, int64_t
         if (rv == RF_OK) {
             rv = unit_requeue(st, &u, now_ms);
         }
-        rf_info("unit %s (job %s) failed on agent %s, retrying (attempt %u of %lld): %s: %s",
-                u.id, u.job_id, f->agent_id, u.attempts, (long long)cfg->max_attempts,
-                f->error_code, f->error_message);
+        rf_info("unit %s (job %s) failed on agent %s, retrying (attempt %u of %lld): %s: %s", u.id,
+                u.job_id, f->agent_id, u.attempts, (long long)cfg->max_attempts, f->error_code,
+                f->error_message);
     } else {
         rv = unit_fail(st, &u, f->error_code[0] != '\0' ? f->error_code : "internal_error",
                        f->error_message[0] != '\0' ? f->error_message : "the agent gave no reason",

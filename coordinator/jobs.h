@@ -44,8 +44,7 @@ typedef enum rf_shape {
 bool rf_platform_shape(const char *platform, rf_shape *shape);
 
 /* Frame size for a resolution class (720p, 1080p, 4k) and shape. */
-bool rf_resolution_size(const char *resolution, rf_shape shape, uint32_t *width,
-                        uint32_t *height);
+bool rf_resolution_size(const char *resolution, rf_shape shape, uint32_t *width, uint32_t *height);
 
 /* ASCII lowercase slug of alnum runs joined by '-', at most 40 chars, "video"
  * when nothing is left. out must hold 41 bytes. */
@@ -113,8 +112,8 @@ rf_err rf_jobs_agent_hello(rf_store *st, const rf_hello *hello, int64_t now_ms);
  * verdict OK is "nothing to dispatch". On success *unit is filled (heap
  * strings owned by the caller: free with rf_msg_clear on the containing
  * message, or free title/description/script). */
-rf_err rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id,
-                     int64_t now_ms, rf_unit *unit, bool *leased, rf_outcome *oc);
+rf_err rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, int64_t now_ms,
+                     rf_unit *unit, bool *leased, rf_outcome *oc);
 
 /* PROGRESS: updates frames and extends the lease; *expires_ms gets the new
  * expiry. */

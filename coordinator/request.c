@@ -289,8 +289,8 @@ parse_output(const json_t *root, rf_job_spec *out, rf_verr *err)
                       out->audio_codec, sizeof(out->audio_codec), err);
     }
     if (rv == RF_OK) {
-        rv = get_enum(o, "resolution", "output.resolution", resolutions, "720p, 1080p, 4k",
-                      "1080p", out->resolution, sizeof(out->resolution), err);
+        rv = get_enum(o, "resolution", "output.resolution", resolutions, "720p, 1080p, 4k", "1080p",
+                      out->resolution, sizeof(out->resolution), err);
     }
     if (rv != RF_OK) {
         return rv;

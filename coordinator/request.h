@@ -31,9 +31,9 @@ typedef struct rf_job_spec {
     char resolution[RF_NAME_MAX];    /* 720p, 1080p, 4k */
     char output_bucket[RF_NAME_MAX]; /* [A-Za-z0-9._-]{1,63}, no ".." */
     char template_id[RF_NAME_MAX];
-    char *overrides_json;            /* heap: compact JSON object */
-    char *request_json;              /* heap: the body as received */
-    char *input_json;                /* heap: rf_source_summary as compact JSON */
+    char *overrides_json; /* heap: compact JSON object */
+    char *request_json;   /* heap: the body as received */
+    char *input_json;     /* heap: rf_source_summary as compact JSON */
     rf_source source;
 } rf_job_spec;
 

@@ -6,9 +6,10 @@
 #include <string.h>
 
 static const char *const field_names[RF_F_COUNT] = {
-    "idea_title",       "description",      "target_audience", "tone",
-    "duration_seconds", "platform_preferences", "script_content", "voice_preference",
-    "style_override",   "priority",
+    "idea_title",     "description",      "target_audience",
+    "tone",           "duration_seconds", "platform_preferences",
+    "script_content", "voice_preference", "style_override",
+    "priority",
 };
 
 /* Normalised spellings (lowercase letters and digits only) -> field. The

@@ -30,8 +30,8 @@ typedef enum rf_field {
 } rf_field;
 
 typedef struct rf_row {
-    uint32_t row_number;        /* 1-based sheet row (a header is row 1) */
-    char *fields[RF_F_COUNT];   /* heap strings or NULL when absent */
+    uint32_t row_number;      /* 1-based sheet row (a header is row 1) */
+    char *fields[RF_F_COUNT]; /* heap strings or NULL when absent */
 } rf_row;
 
 typedef struct rf_rows {

@@ -225,8 +225,8 @@ csv_limits(const rf_coord_config *cfg)
 }
 
 static rf_err
-csv_rows(const char *field, const char *buf, size_t len, const rf_coord_config *cfg,
-         rf_rows *out, rf_verr *err)
+csv_rows(const char *field, const char *buf, size_t len, const rf_coord_config *cfg, rf_rows *out,
+         rf_verr *err)
 {
     rf_csv_limits lim = csv_limits(cfg);
     char msg[256];
@@ -242,8 +242,8 @@ csv_rows(const char *field, const char *buf, size_t len, const rf_coord_config *
         return rv;
     }
     if (rv != RF_OK) {
-        rf_verr_set(err, field, rv == RF_ETOOBIG ? "too_large" : "invalid_value",
-                    "%s: CSV: %s", field, msg);
+        rf_verr_set(err, field, rv == RF_ETOOBIG ? "too_large" : "invalid_value", "%s: CSV: %s",
+                    field, msg);
         return rv;
     }
     rv = check_count(out, cfg, field, err);
@@ -316,8 +316,8 @@ csv_fetch(const char *url, const rf_coord_config *cfg, fetch_buf *b, rf_verr *er
     }
     b->max = (size_t)cfg->csv_max_bytes;
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, cfg->csv_url_allow_file ? "http,https,file"
-                                                                         : "http,https");
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
+                     cfg->csv_url_allow_file ? "http,https,file" : "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
@@ -468,8 +468,8 @@ rows_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *src, rf_ver
             snprintf(field, sizeof(field), "input_source.rows[%zu].%s", i,
                      rf_field_name((rf_field)f));
             if (json_is_string(value)) {
-                rv = rf_row_set(r, (rf_field)f, json_string_value(value),
-                                json_string_length(value));
+                rv =
+                    rf_row_set(r, (rf_field)f, json_string_value(value), json_string_length(value));
             } else if (f == RF_F_DURATION_SECONDS && json_is_integer(value)) {
                 snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
                 rv = rf_row_set(r, (rf_field)f, num, strlen(num));

@@ -32,15 +32,14 @@ typedef struct rf_source_reader {
 
 struct rf_source {
     const rf_source_reader *reader; /* NULL until parsed */
-    char path[RF_PATH_MAX];          /* csv: local file */
-    char url[RF_PATH_MAX];           /* csv: URL */
-    rf_rows rows;                    /* rows: parsed inline rows */
-    size_t row_count;                /* rows: how many were given */
+    char path[RF_PATH_MAX];         /* csv: local file */
+    char url[RF_PATH_MAX];          /* csv: URL */
+    rf_rows rows;                   /* rows: parsed inline rows */
+    size_t row_count;               /* rows: how many were given */
 };
 
 /* Validates an input_source object into *out (zeroed first). */
-rf_err rf_source_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *out,
-                       rf_verr *err);
+rf_err rf_source_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *out, rf_verr *err);
 
 /* Produces the rows (*out zeroed first, owned by the caller). Refuses a source
  * with no data rows or more than cfg->max_rows_per_job. For "rows" the parsed

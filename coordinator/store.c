@@ -227,8 +227,8 @@ migrate(rf_store *st)
         return rv;
     }
     if (version > N_MIGRATIONS) {
-        rf_error("store: database schema version %d is newer than this coordinator's %d",
-                 version, N_MIGRATIONS);
+        rf_error("store: database schema version %d is newer than this coordinator's %d", version,
+                 N_MIGRATIONS);
         return RF_EVERSION;
     }
     for (int v = version; v < N_MIGRATIONS; v++) {
@@ -830,8 +830,7 @@ rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found)
 }
 
 rf_err
-rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
-                       size_t *n)
+rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX], size_t *n)
 {
     sqlite3_stmt *s = NULL;
     rf_err rv = prep(st,

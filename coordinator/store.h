@@ -166,8 +166,8 @@ rf_err rf_store_job_frames(rf_store *st, const char *job_id, uint64_t *done, uin
 /* Events: appended, listed by job with id > after_id in id order (malloc'd
  * array freed with rf_event_recs_free). job_id may be NULL or "" for events
  * not about a job. */
-rf_err rf_store_event_add(rf_store *st, const char *job_id, const char *type,
-                          const char *data_json, int64_t now_ms);
+rf_err rf_store_event_add(rf_store *st, const char *job_id, const char *type, const char *data_json,
+                          int64_t now_ms);
 rf_err rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t limit,
                             rf_event_rec **out, size_t *n);
 void rf_event_recs_free(rf_event_rec *events, size_t n);

@@ -13,14 +13,14 @@
 typedef struct rf_template {
     const char *id;
     const char *name;
-    const char *style;          /* modern, classic, minimal, corporate */
-    const char *voice;          /* female, male, neutral */
-    const char *colors[3];      /* "#RRGGBB": background, primary text, accent */
+    const char *style;     /* modern, classic, minimal, corporate */
+    const char *voice;     /* female, male, neutral */
+    const char *colors[3]; /* brand "#RRGGBB" (see rf_unit.colors) or NULL: style palette */
     const char *font_family;
-    const char *logo_position;  /* top_left, top_right, bottom_left, bottom_right, none */
+    const char *logo_position;    /* top_left, top_right, bottom_left, bottom_right, none */
     const char *background_music; /* asset name or "" */
-    double voice_speed;         /* 0.5..2.0 */
-    double voice_pitch;         /* -12..12 semitones */
+    double voice_speed;           /* 0.5..2.0 */
+    double voice_pitch;           /* -12..12 semitones */
 } rf_template;
 
 /* The built-in template with that id, or NULL. */

@@ -73,6 +73,7 @@ def get(path):
     with urllib.request.urlopen(f"{api}{path}", timeout=10) as r:
         return json.load(r)
 deadline = time.time() + 1800
+last = None
 while time.time() < deadline:
     p = get(f"/bulk-jobs/{job_id}/progress")
     s = p["items_status"]
@@ -80,8 +81,13 @@ while time.time() < deadline:
     bar = "#" * int(pct / 4) + "-" * (25 - int(pct / 4))
     eta = p["timing"].get("eta_ms")
     eta_s = f" eta {eta / 1000:.0f}s" if eta else ""
-    print(f"\r[{bar}] {pct:5.1f}%  {s['completed']} done, {s['failed']} failed, "
-          f"{s['pending']} pending  ({p['state']}){eta_s}   ", end="", flush=True)
+    line = (f"[{bar}] {pct:5.1f}%  {s['completed']} done, {s['failed']} failed, "
+            f"{s['pending']} pending  ({p['state']}){eta_s}")
+    if sys.stdout.isatty():
+        print(f"\r{line}   ", end="", flush=True)
+    elif line.split(" eta")[0] != last:
+        print(line, flush=True)
+    last = line.split(" eta")[0]
     if p["state"] in ("completed", "failed", "canceled"):
         break
     time.sleep(1)

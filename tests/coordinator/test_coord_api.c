@@ -269,8 +269,7 @@ test_create_v1(void **state)
     assert_string_equal(jstr(out, "output_bucket"), "api-bucket");
     assert_string_equal(jstr(json_object_get(r.json, "template"), "template_id"), "tpl_abc123");
     assert_string_equal(
-        jstr(json_object_get(json_object_get(r.json, "template"), "overrides"), "voice"),
-        "female");
+        jstr(json_object_get(json_object_get(r.json, "template"), "overrides"), "voice"), "female");
     assert_string_equal(jstr(json_object_get(r.json, "input_source"), "type"), "rows");
     assert_true(header(&r, "Location", loc, sizeof(loc)));
     snprintf(want, sizeof(want), "/api/v1/bulk-jobs/%s", jstr(r.json, "id"));
@@ -343,8 +342,7 @@ test_progress_and_videos(void **state)
     assert_int_equal(json_array_size(json_object_get(first, "renditions")), 2);
     assert_int_equal(json_array_size(json_object_get(first, "artifacts")), 0);
     assert_string_equal(
-        jstr(json_array_get(json_object_get(json_array_get(videos, 1), "errors"), 0),
-             "error_code"),
+        jstr(json_array_get(json_object_get(json_array_get(videos, 1), "errors"), 0), "error_code"),
         "validation_error");
     assert_true(json_is_string(json_object_get(v1.json, "next_page_token")));
 
@@ -361,8 +359,7 @@ test_progress_and_videos(void **state)
     snprintf(path, sizeof(path), "/api/v1/bulk-jobs/%s/videos?state=failed", id);
     get(fx, path, &v2);
     assert_int_equal(json_array_size(json_object_get(v2.json, "videos")), 1);
-    assert_int_equal(jint(json_array_get(json_object_get(v2.json, "videos"), 0), "row_number"),
-                     2);
+    assert_int_equal(jint(json_array_get(json_object_get(v2.json, "videos"), 0), "row_number"), 2);
 
     snprintf(path, sizeof(path), "/api/v1/bulk-jobs/%s/videos?state=exploded", id);
     get(fx, path, &bad);
@@ -426,9 +423,8 @@ test_validation_errors(void **state)
     assert_int_equal(b.status, 400);
     assert_true(json_is_false(json_object_get(b.json, "success")));
     assert_string_equal(jstr(json_object_get(b.json, "error"), "code"), "validation_error");
-    assert_string_equal(
-        jstr(json_object_get(json_object_get(b.json, "error"), "detail"), "field"),
-        "output.resolution");
+    assert_string_equal(jstr(json_object_get(json_object_get(b.json, "error"), "detail"), "field"),
+                        "output.resolution");
 
     post(fx, "/api/v1/bulk-jobs",
          "{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A2B\"},"

@@ -42,7 +42,7 @@ test_file_then_flags(void **state)
     rf_coord_config c;
     bool help = true;
     char err[256] = "";
-    char *argv[] = {"coordinator", "--lease-ttl-ms", "5000", "--config", path,
+    char *argv[] = {"coordinator", "--lease-ttl-ms",       "5000",  "--config", path,
                     "--fps=25",    "--csv_url_allow_file", "false", NULL};
 
     (void)state;
@@ -76,8 +76,7 @@ test_errors(void **state)
 
     (void)state;
     rf_config_defaults(&c);
-    assert_int_equal(rf_config_parse_args(&c, 3, unknown, &help, err, sizeof(err)),
-                     RF_ENOTFOUND);
+    assert_int_equal(rf_config_parse_args(&c, 3, unknown, &help, err, sizeof(err)), RF_ENOTFOUND);
     assert_non_null(strstr(err, "--nope"));
     assert_int_equal(rf_config_parse_args(&c, 3, range, &help, err, sizeof(err)), RF_EINVAL);
     assert_non_null(strstr(err, "fps"));

@@ -277,7 +277,7 @@ test_unit_fields_and_overrides(void **state)
         "\"voice_preference\":\"Male\",\"duration_seconds\":\"4\"}]},"
         "\"output\":{\"format\":\"mov\",\"video_codec\":\"H.265\",\"output_bucket\":\"bk\"},"
         "\"template\":{\"template_id\":\"tpl_testimonial\",\"overrides\":{\"style\":\"minimal\","
-        "\"voice\":\"female\"}}}";
+        "\"voice\":\"female\",\"colors\":[\"#2C2C2C\",\"#F5F0E6\"]}}}";
 
     tu_create_job(env, req, T0, id);
     lease_ok(env, "agent-a", T0 + 5, &u);
@@ -286,12 +286,13 @@ test_unit_fields_and_overrides(void **state)
     assert_string_equal(u.script, "Hi.");
     assert_string_equal(u.audience, "owners");
     assert_string_equal(u.tone, "upbeat");
-    assert_string_equal(u.voice, "male");     /* the row beats the job override */
-    assert_string_equal(u.style, "minimal");  /* the job override beats the template */
-    assert_string_equal(u.font_family, "DejaVu Serif"); /* the template's */
+    assert_string_equal(u.voice, "male");    /* the row beats the job override */
+    assert_string_equal(u.style, "minimal"); /* the job override beats the template */
+    assert_string_equal(u.font_family, "");  /* built-ins leave the font to the style */
     assert_string_equal(u.template_id, "tpl_testimonial");
-    assert_int_equal(u.n_colors, 3);
+    assert_int_equal(u.n_colors, 2); /* the job's brand colours */
     assert_string_equal(u.colors[0], "#2C2C2C");
+    assert_string_equal(u.colors[1], "#F5F0E6");
     assert_string_equal(u.container, "mov");
     assert_string_equal(u.video_codec, "h265");
     assert_string_equal(u.audio_codec, "aac");
@@ -327,8 +328,7 @@ test_lease_expiry_requeue_and_fencing(void **state)
     rf_job_view_clear(&v);
 
     /* a heartbeat extends the lease */
-    assert_int_equal(progress(env, &u, "agent-a", old_lease, 10, T0 + 1000, &exp),
-                     RF_VERDICT_OK);
+    assert_int_equal(progress(env, &u, "agent-a", old_lease, 10, T0 + 1000, &exp), RF_VERDICT_OK);
     assert_int_equal(exp, (uint64_t)(T0 + 1000 + ttl));
     /* not expired yet just before the new expiry */
     assert_int_equal(rf_jobs_reap(env->st, &env->cfg, T0 + 1000 + ttl - 1, &requeued, &failed),
@@ -366,8 +366,7 @@ test_lease_expiry_requeue_and_fencing(void **state)
     assert_string_equal(rec.agent_id, "agent-b");
     assert_int_equal(rec.size_bytes, 1234);
     /* a second COMPLETE for a finished unit is stale */
-    assert_int_equal(complete(env, &again, "agent-b", again.lease_id, later + 3),
-                     RF_VERDICT_STALE);
+    assert_int_equal(complete(env, &again, "agent-b", again.lease_id, later + 3), RF_VERDICT_STALE);
 
     get_job(env, id, later + 3, &v);
     assert_string_equal(v.job.state, "completed");
@@ -719,10 +718,8 @@ test_percent_weighted_by_frames(void **state)
     tu_create_job(env, REQ_3ROWS, T0, id); /* units of 60 and 90 frames */
     lease_ok(env, "agent-a", T0, &u1);
     lease_ok(env, "agent-a", T0, &u2);
-    assert_int_equal(progress(env, &u1, "agent-a", u1.lease_id, 30, T0 + 10, NULL),
-                     RF_VERDICT_OK);
-    assert_int_equal(progress(env, &u2, "agent-a", u2.lease_id, 15, T0 + 10, NULL),
-                     RF_VERDICT_OK);
+    assert_int_equal(progress(env, &u1, "agent-a", u1.lease_id, 30, T0 + 10, NULL), RF_VERDICT_OK);
+    assert_int_equal(progress(env, &u2, "agent-a", u2.lease_id, 15, T0 + 10, NULL), RF_VERDICT_OK);
     get_job(env, id, T0 + 1000, &v);
     /* (30 + 15) / (60 + 90) = 30 % */
     assert_true(v.percent_complete > 29.95 && v.percent_complete < 30.05);
