@@ -23,6 +23,7 @@
 #include <libswresample/swresample.h>
 
 #include "rf_log.h"
+#include "rf_util.h"
 
 /* Samples quieter than this (16-bit) count as silence when trimming the
  * tail: about -54 dBFS, well under speech but above espeak's dither. */
@@ -231,17 +232,6 @@ rf_pick_language(const char *text, size_t len)
 
 static size_t rf_utf8_chars(const char *s, size_t len);
 
-static void __attribute__((format(printf, 3, 4)))
-rf_seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* Resamples mono 16-bit at in_rate to mono float at RF_AUDIO_RATE. */
 static rf_err
 rf_resample(const int16_t *in, size_t n_in, int in_rate, float **out, size_t *n_out, char *err,
@@ -254,7 +244,7 @@ rf_resample(const int16_t *in, size_t n_in, int in_rate, float **out, size_t *n_
     *out = NULL;
     *n_out = 0;
     if (n_in > (size_t)INT32_MAX) {
-        rf_seterr(err, err_len, "narration too long to resample");
+        rf_errf(err, err_len, "narration too long to resample");
         return RF_EAUDIO;
     }
     int r = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, RF_AUDIO_RATE, &mono,
@@ -262,7 +252,7 @@ rf_resample(const int16_t *in, size_t n_in, int in_rate, float **out, size_t *n_
     if (r >= 0)
         r = swr_init(swr);
     if (r < 0) {
-        rf_seterr(err, err_len, "resampler setup failed: %s", av_err2str(r));
+        rf_errf(err, err_len, "resampler setup failed: %s", av_err2str(r));
         rv = RF_EAUDIO;
         goto out;
     }
@@ -281,7 +271,7 @@ rf_resample(const int16_t *in, size_t n_in, int in_rate, float **out, size_t *n_
         got = tail < 0 ? tail : got + tail;
     }
     if (got < 0) {
-        rf_seterr(err, err_len, "resampling failed: %s", av_err2str(got));
+        rf_errf(err, err_len, "resampling failed: %s", av_err2str(got));
         rv = RF_EAUDIO;
         goto out;
     }
@@ -435,12 +425,12 @@ rf_narration_synth(const char *script, const char *voice, double speed, double p
     if (err != NULL && err_len > 0)
         err[0] = '\0';
     if (script == NULL || rf_is_blank(script, strlen(script))) {
-        rf_seterr(err, err_len, "script is empty: nothing to narrate");
+        rf_errf(err, err_len, "script is empty: nothing to narrate");
         return RF_EAUDIO;
     }
     size_t len = strlen(script);
     if (len > (size_t)INT32_MAX / 2) {
-        rf_seterr(err, err_len, "script too long to narrate");
+        rf_errf(err, err_len, "script too long to narrate");
         return RF_EAUDIO;
     }
 
@@ -484,7 +474,7 @@ rf_narration_synth(const char *script, const char *voice, double speed, double p
 
     pthread_once(&rf_espeak_once, rf_espeak_init);
     if (rf_espeak_rate <= 0) {
-        rf_seterr(err, err_len, "espeak-ng failed to initialise (is espeak-ng-data installed?)");
+        rf_errf(err, err_len, "espeak-ng failed to initialise (is espeak-ng-data installed?)");
         rv = RF_EAUDIO;
         goto out;
     }
@@ -500,7 +490,7 @@ rf_narration_synth(const char *script, const char *voice, double speed, double p
     pthread_mutex_lock(&rf_espeak_lock);
     locked = true;
     if (espeak_SetVoiceByName(voice_name) != EE_OK) {
-        rf_seterr(err, err_len, "espeak-ng has no voice %s", voice_name);
+        rf_errf(err, err_len, "espeak-ng has no voice %s", voice_name);
         rv = RF_EAUDIO;
         goto out;
     }
@@ -521,7 +511,7 @@ rf_narration_synth(const char *script, const char *voice, double speed, double p
         goto out;
     }
     if (er != EE_OK) {
-        rf_seterr(err, err_len, "espeak-ng synthesis failed (error %d)", (int)er);
+        rf_errf(err, err_len, "espeak-ng synthesis failed (error %d)", (int)er);
         rv = RF_EAUDIO;
         goto out;
     }
@@ -531,7 +521,7 @@ rf_narration_synth(const char *script, const char *voice, double speed, double p
     while (end > 0 && abs(ctx.pcm[end - 1]) <= RF_SILENCE_S16)
         end--;
     if (end == 0) {
-        rf_seterr(err, err_len, "speech synthesis produced no audible speech for the script");
+        rf_errf(err, err_len, "speech synthesis produced no audible speech for the script");
         rv = RF_EAUDIO;
         goto out;
     }
@@ -597,7 +587,7 @@ out:
     if (locked)
         pthread_mutex_unlock(&rf_espeak_lock);
     if (rv == RF_ENOMEM && err != NULL && err_len > 0 && err[0] == '\0')
-        rf_seterr(err, err_len, "out of memory during speech synthesis");
+        rf_errf(err, err_len, "out of memory during speech synthesis");
     rf_narration_free(&n);
     free(mono);
     free(ctx.pcm);

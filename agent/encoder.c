@@ -29,6 +29,7 @@
 #include <libswresample/swresample.h>
 
 #include "rf_log.h"
+#include "rf_util.h"
 
 #define RF_ENC_ERR_MAX 256
 /* Audio is converted in chunks of this many input frames so one large
@@ -114,17 +115,6 @@ struct rf_encoder {
 
 /* --- errors ---------------------------------------------------------------- */
 
-static void __attribute__((format(printf, 3, 4)))
-rf_seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* Records a libav failure on the encoder (logged once, kept for
  * rf_enc_finish) and returns RF_ECODEC. */
 static rf_err
@@ -143,7 +133,7 @@ rf_opt(AVCodecContext *cc, const char *key, const char *val, char *err, size_t e
 {
     int r = av_opt_set(cc->priv_data, key, val, 0);
     if (r < 0) {
-        rf_seterr(err, err_len, "%s: option %s=%s: %s", cc->codec->name, key, val, av_err2str(r));
+        rf_errf(err, err_len, "%s: option %s=%s: %s", cc->codec->name, key, val, av_err2str(r));
         return RF_EINVAL;
     }
     return RF_OK;
@@ -309,51 +299,50 @@ rf_check_config(const rf_enc_config *cfg, const rf_container **ct, const rf_audi
                 char *err, size_t err_len)
 {
     if (cfg->path == NULL || cfg->path[0] == '\0') {
-        rf_seterr(err, err_len, "no output path");
+        rf_errf(err, err_len, "no output path");
         return RF_EINVAL;
     }
     *ct = rf_find_container(cfg->container);
     if (*ct == NULL) {
-        rf_seterr(err, err_len, "unknown container \"%s\" (mp4, mov, webm)",
-                  cfg->container ? cfg->container : "(null)");
+        rf_errf(err, err_len, "unknown container \"%s\" (mp4, mov, webm)",
+                cfg->container ? cfg->container : "(null)");
         return RF_EINVAL;
     }
     if (!rf_known_video(cfg->video_codec)) {
-        rf_seterr(err, err_len, "unknown video codec \"%s\" (h264, h265, vp9)",
-                  cfg->video_codec ? cfg->video_codec : "(null)");
+        rf_errf(err, err_len, "unknown video codec \"%s\" (h264, h265, vp9)",
+                cfg->video_codec ? cfg->video_codec : "(null)");
         return RF_EINVAL;
     }
     *ab = rf_find_audio(cfg->audio_codec);
     if (*ab == NULL) {
-        rf_seterr(err, err_len, "unknown audio codec \"%s\" (aac, opus)",
-                  cfg->audio_codec ? cfg->audio_codec : "(null)");
+        rf_errf(err, err_len, "unknown audio codec \"%s\" (aac, opus)",
+                cfg->audio_codec ? cfg->audio_codec : "(null)");
         return RF_EINVAL;
     }
     if (((*ct)->only_video != NULL && strcmp((*ct)->only_video, cfg->video_codec) != 0) ||
         ((*ct)->only_audio != NULL && strcmp((*ct)->only_audio, cfg->audio_codec) != 0)) {
-        rf_seterr(err, err_len, "container %s takes only %s video with %s audio, not %s + %s",
-                  (*ct)->name, (*ct)->only_video, (*ct)->only_audio, cfg->video_codec,
-                  cfg->audio_codec);
+        rf_errf(err, err_len, "container %s takes only %s video with %s audio, not %s + %s",
+                (*ct)->name, (*ct)->only_video, (*ct)->only_audio, cfg->video_codec,
+                cfg->audio_codec);
         return RF_EINVAL;
     }
     if ((*ct)->never_audio != NULL && strcmp((*ct)->never_audio, cfg->audio_codec) == 0) {
-        rf_seterr(err, err_len, "container %s cannot carry %s audio", (*ct)->name,
-                  cfg->audio_codec);
+        rf_errf(err, err_len, "container %s cannot carry %s audio", (*ct)->name, cfg->audio_codec);
         return RF_EINVAL;
     }
     if (cfg->width < 16 || cfg->height < 16 || cfg->width > 8192 || cfg->height > 8192 ||
         cfg->width % 2 != 0 || cfg->height % 2 != 0) {
-        rf_seterr(err, err_len, "bad frame size %dx%d (even, 16..8192)", cfg->width, cfg->height);
+        rf_errf(err, err_len, "bad frame size %dx%d (even, 16..8192)", cfg->width, cfg->height);
         return RF_EINVAL;
     }
     if (cfg->fps < 1 || cfg->fps > 240 || cfg->gop_frames < 1) {
-        rf_seterr(err, err_len, "bad frame rate %d or GOP %d", cfg->fps, cfg->gop_frames);
+        rf_errf(err, err_len, "bad frame rate %d or GOP %d", cfg->fps, cfg->gop_frames);
         return RF_EINVAL;
     }
     if (cfg->sample_rate < 8000 || cfg->sample_rate > 192000 || cfg->channels < 1 ||
         cfg->channels > 8) {
-        rf_seterr(err, err_len, "bad audio format %d Hz x %d channels", cfg->sample_rate,
-                  cfg->channels);
+        rf_errf(err, err_len, "bad audio format %d Hz x %d channels", cfg->sample_rate,
+                cfg->channels);
         return RF_EINVAL;
     }
     return RF_OK;
@@ -366,7 +355,7 @@ rf_open_video_backend(rf_encoder *e, const rf_video_backend *vb, const rf_enc_co
 {
     const AVCodec *codec = avcodec_find_encoder_by_name(vb->encoder);
     if (codec == NULL) {
-        rf_seterr(err, err_len, "%s is not in this libavcodec build", vb->encoder);
+        rf_errf(err, err_len, "%s is not in this libavcodec build", vb->encoder);
         return RF_EUNSUPPORTED;
     }
     AVCodecContext *cc = avcodec_alloc_context3(codec);
@@ -380,8 +369,8 @@ rf_open_video_backend(rf_encoder *e, const rf_video_backend *vb, const rf_enc_co
     }
     int r = avcodec_open2(cc, codec, NULL);
     if (r < 0) {
-        rf_seterr(err, err_len, "opening %s at %dx%d: %s", vb->encoder, cfg->width, cfg->height,
-                  av_err2str(r));
+        rf_errf(err, err_len, "opening %s at %dx%d: %s", vb->encoder, cfg->width, cfg->height,
+                av_err2str(r));
         avcodec_free_context(&cc);
         return RF_ECODEC;
     }
@@ -416,7 +405,7 @@ rf_open_video(rf_encoder *e, const rf_enc_config *cfg, const rf_container *ct, c
     e->vst->avg_frame_rate = e->vcc->framerate;
     int r = avcodec_parameters_from_context(e->vst->codecpar, e->vcc);
     if (r < 0) {
-        rf_seterr(err, err_len, "video stream parameters: %s", av_err2str(r));
+        rf_errf(err, err_len, "video stream parameters: %s", av_err2str(r));
         return RF_ECODEC;
     }
     /* Apple players and the mp4 brand checks want HEVC tagged hvc1. */
@@ -437,7 +426,7 @@ rf_open_video(rf_encoder *e, const rf_enc_config *cfg, const rf_container *ct, c
     e->vframe->color_range = AVCOL_RANGE_MPEG;
     r = av_frame_get_buffer(e->vframe, 0);
     if (r < 0) {
-        rf_seterr(err, err_len, "video frame buffer: %s", av_err2str(r));
+        rf_errf(err, err_len, "video frame buffer: %s", av_err2str(r));
         return RF_ENOMEM;
     }
     memset(e->vframe->data[0], 16, (size_t)e->vframe->linesize[0] * (size_t)cfg->height);
@@ -452,7 +441,7 @@ rf_open_audio(rf_encoder *e, const rf_enc_config *cfg, const rf_audio_backend *a
 {
     const AVCodec *codec = avcodec_find_encoder_by_name(ab->encoder);
     if (codec == NULL) {
-        rf_seterr(err, err_len, "%s is not in this libavcodec build", ab->encoder);
+        rf_errf(err, err_len, "%s is not in this libavcodec build", ab->encoder);
         return RF_EUNSUPPORTED;
     }
     e->acc = avcodec_alloc_context3(codec);
@@ -462,8 +451,8 @@ rf_open_audio(rf_encoder *e, const rf_enc_config *cfg, const rf_audio_backend *a
                     (e->fmt->oformat->flags & AVFMT_GLOBALHEADER) != 0);
     int r = avcodec_open2(e->acc, codec, NULL);
     if (r < 0) {
-        rf_seterr(err, err_len, "opening %s at %d Hz x %d: %s", ab->encoder, e->acc->sample_rate,
-                  cfg->channels, av_err2str(r));
+        rf_errf(err, err_len, "opening %s at %d Hz x %d: %s", ab->encoder, e->acc->sample_rate,
+                cfg->channels, av_err2str(r));
         return RF_ECODEC;
     }
     e->ast = avformat_new_stream(e->fmt, NULL);
@@ -472,7 +461,7 @@ rf_open_audio(rf_encoder *e, const rf_enc_config *cfg, const rf_audio_backend *a
     e->ast->time_base = e->acc->time_base;
     r = avcodec_parameters_from_context(e->ast->codecpar, e->acc);
     if (r < 0) {
-        rf_seterr(err, err_len, "audio stream parameters: %s", av_err2str(r));
+        rf_errf(err, err_len, "audio stream parameters: %s", av_err2str(r));
         return RF_ECODEC;
     }
 
@@ -484,7 +473,7 @@ rf_open_audio(rf_encoder *e, const rf_enc_config *cfg, const rf_audio_backend *a
     if (r >= 0)
         r = swr_init(e->swr);
     if (r < 0) {
-        rf_seterr(err, err_len, "audio converter: %s", av_err2str(r));
+        rf_errf(err, err_len, "audio converter: %s", av_err2str(r));
         return RF_ECODEC;
     }
     e->in_channels = cfg->channels;
@@ -503,7 +492,7 @@ rf_open_audio(rf_encoder *e, const rf_enc_config *cfg, const rf_audio_backend *a
     if (r >= 0)
         r = av_frame_get_buffer(e->aframe, 0);
     if (r < 0) {
-        rf_seterr(err, err_len, "audio frame buffer: %s", av_err2str(r));
+        rf_errf(err, err_len, "audio frame buffer: %s", av_err2str(r));
         return RF_ENOMEM;
     }
     return RF_OK;
@@ -521,7 +510,7 @@ rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t err_le
     if (err != NULL && err_len > 0)
         err[0] = '\0';
     if (cfg == NULL || out == NULL) {
-        rf_seterr(err, err_len, "no config");
+        rf_errf(err, err_len, "no config");
         return RF_EINVAL;
     }
     *out = NULL;
@@ -536,7 +525,7 @@ rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t err_le
     }
     int r = avformat_alloc_output_context2(&e->fmt, NULL, ct->format, cfg->path);
     if (r < 0 || e->fmt == NULL) {
-        rf_seterr(err, err_len, "muxer %s: %s", ct->format, av_err2str(r < 0 ? r : AVERROR_BUG));
+        rf_errf(err, err_len, "muxer %s: %s", ct->format, av_err2str(r < 0 ? r : AVERROR_BUG));
         rv = RF_ECODEC;
         goto out;
     }
@@ -555,7 +544,7 @@ rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t err_le
     if (!(e->fmt->oformat->flags & AVFMT_NOFILE)) {
         r = avio_open(&e->fmt->pb, cfg->path, AVIO_FLAG_WRITE);
         if (r < 0) {
-            rf_seterr(err, err_len, "creating %s: %s", cfg->path, av_err2str(r));
+            rf_errf(err, err_len, "creating %s: %s", cfg->path, av_err2str(r));
             rv = RF_EIO;
             goto out;
         }
@@ -565,8 +554,8 @@ rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t err_le
         av_dict_set(&opts, "movflags", "+faststart", 0);
     r = avformat_write_header(e->fmt, &opts);
     if (r < 0) {
-        rf_seterr(err, err_len, "writing %s header of %s (%s + %s): %s", ct->format, cfg->path,
-                  e->vb->encoder, ab->encoder, av_err2str(r));
+        rf_errf(err, err_len, "writing %s header of %s (%s + %s): %s", ct->format, cfg->path,
+                e->vb->encoder, ab->encoder, av_err2str(r));
         rv = RF_ECODEC;
         goto out;
     }
@@ -577,7 +566,7 @@ rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t err_le
     e = NULL;
 out:
     if (rv == RF_ENOMEM && err != NULL && err_len > 0 && err[0] == '\0')
-        rf_seterr(err, err_len, "out of memory opening the encoder");
+        rf_errf(err, err_len, "out of memory opening the encoder");
     av_dict_free(&opts);
     rf_enc_free(&e);
     return rv;
@@ -756,7 +745,7 @@ rf_enc_finish(rf_encoder *e, char *err, size_t err_len)
     if (err != NULL && err_len > 0)
         err[0] = '\0';
     if (e == NULL || e->finished) {
-        rf_seterr(err, err_len, "encoder already finished");
+        rf_errf(err, err_len, "encoder already finished");
         return RF_EINVAL;
     }
     e->finished = true;
@@ -789,7 +778,7 @@ rf_enc_finish(rf_encoder *e, char *err, size_t err_len)
     }
 out:
     if (rv != RF_OK)
-        rf_seterr(err, err_len, "%s", e->err[0] ? e->err : "encoder failed");
+        rf_errf(err, err_len, "%s", e->err[0] ? e->err : "encoder failed");
     return rv;
 }
 
@@ -831,7 +820,7 @@ rf_probe_video(const char *name, char *why, size_t why_len)
     AVBufferRef *dev = NULL, *frames = NULL;
     const AVCodec *codec = avcodec_find_encoder_by_name(name);
     if (codec == NULL) {
-        rf_seterr(why, why_len, "not in this libavcodec build");
+        rf_errf(why, why_len, "not in this libavcodec build");
         return RF_EUNSUPPORTED;
     }
     cc = avcodec_alloc_context3(codec);
@@ -854,7 +843,7 @@ rf_probe_video(const char *name, char *why, size_t why_len)
     if (strstr(name, "_vaapi") != NULL) {
         int r = av_hwdevice_ctx_create(&dev, AV_HWDEVICE_TYPE_VAAPI, NULL, NULL, 0);
         if (r < 0) {
-            rf_seterr(why, why_len, "no VAAPI device: %s", av_err2str(r));
+            rf_errf(why, why_len, "no VAAPI device: %s", av_err2str(r));
             rv = RF_EUNSUPPORTED;
             goto out;
         }
@@ -871,7 +860,7 @@ rf_probe_video(const char *name, char *why, size_t why_len)
         fc->initial_pool_size = 4;
         r = av_hwframe_ctx_init(frames);
         if (r < 0) {
-            rf_seterr(why, why_len, "VAAPI frames pool: %s", av_err2str(r));
+            rf_errf(why, why_len, "VAAPI frames pool: %s", av_err2str(r));
             rv = RF_EUNSUPPORTED;
             goto out;
         }
@@ -885,8 +874,8 @@ rf_probe_video(const char *name, char *why, size_t why_len)
     int r = avcodec_open2(cc, codec, NULL);
     if (r < 0) {
         /* NVENC says only EPERM/ENOSYS here; the libav log has the detail. */
-        rf_seterr(why, why_len, "does not open: %s%s", av_err2str(r),
-                  strstr(name, "_nvenc") != NULL ? " (no NVIDIA driver or GPU usable)" : "");
+        rf_errf(why, why_len, "does not open: %s%s", av_err2str(r),
+                strstr(name, "_nvenc") != NULL ? " (no NVIDIA driver or GPU usable)" : "");
         rv = RF_EUNSUPPORTED;
     }
 out:
@@ -901,7 +890,7 @@ rf_probe_audio(const rf_audio_backend *ab, char *why, size_t why_len)
 {
     const AVCodec *codec = avcodec_find_encoder_by_name(ab->encoder);
     if (codec == NULL) {
-        rf_seterr(why, why_len, "not in this libavcodec build");
+        rf_errf(why, why_len, "not in this libavcodec build");
         return RF_EUNSUPPORTED;
     }
     AVCodecContext *cc = avcodec_alloc_context3(codec);
@@ -911,7 +900,7 @@ rf_probe_audio(const rf_audio_backend *ab, char *why, size_t why_len)
     rf_err rv = RF_OK;
     int r = avcodec_open2(cc, codec, NULL);
     if (r < 0) {
-        rf_seterr(why, why_len, "does not open: %s", av_err2str(r));
+        rf_errf(why, why_len, "does not open: %s", av_err2str(r));
         rv = RF_EUNSUPPORTED;
     }
     avcodec_free_context(&cc);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "rf_log.h"
+#include "rf_util.h"
 
 /* The schema nests at most two levels (top map -> array of strings). */
 #define MAX_DEPTH 2
@@ -319,22 +320,6 @@ rf_msg_type_name(rf_msg_type t)
 
 /* ---- helpers ---- */
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || err_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 static bool
 utf8_valid(const unsigned char *s, size_t n)
@@ -385,17 +370,17 @@ check_string(const char *what, const char *s, size_t n, size_t max_bytes, fcheck
     const char *why;
 
     if (n > max_bytes) {
-        set_err(err, err_len, "%s: string too long (%zu bytes, max %zu)", what, n, max_bytes);
+        rf_errf(err, err_len, "%s: string too long (%zu bytes, max %zu)", what, n, max_bytes);
         return RF_ETOOBIG;
     }
     if (!utf8_valid((const unsigned char *)s, n)) {
-        set_err(err, err_len, "%s: invalid UTF-8", what);
+        rf_errf(err, err_len, "%s: invalid UTF-8", what);
         return range_rv;
     }
     if (check != NULL) {
         why = check(s);
         if (why != NULL) {
-            set_err(err, err_len, "%s: %s", what, why);
+            rf_errf(err, err_len, "%s: %s", what, why);
             return range_rv;
         }
     }
@@ -414,7 +399,7 @@ validate_msg(const rf_msg *m, rf_err range_rv, char *err, size_t err_len)
     rf_err rv;
 
     if (md == NULL) {
-        set_err(err, err_len, "type: unknown message type %d", (int)m->type);
+        rf_errf(err, err_len, "type: unknown message type %d", (int)m->type);
         return range_rv;
     }
     for (size_t i = 0; i < md->n_fields; i++) {
@@ -427,7 +412,7 @@ validate_msg(const rf_msg *m, rf_err range_rv, char *err, size_t err_len)
         case K_STR: {
             size_t n = strnlen(p, f->size);
             if (n == f->size) {
-                set_err(err, err_len, "%s: string not terminated within %zu bytes", what, f->size);
+                rf_errf(err, err_len, "%s: string not terminated within %zu bytes", what, f->size);
                 return RF_ETOOBIG;
             }
             rv = check_string(what, p, n, f->size - 1, f->check, range_rv, err, err_len);
@@ -452,7 +437,7 @@ validate_msg(const rf_msg *m, rf_err range_rv, char *err, size_t err_len)
         case K_STRARR: {
             uint32_t count = *(const uint32_t *)(base + f->count_off);
             if (count > f->max_items) {
-                set_err(err, err_len, "%s: too many entries (%u, max %u)", what, count,
+                rf_errf(err, err_len, "%s: too many entries (%u, max %u)", what, count,
                         f->max_items);
                 return RF_ETOOBIG;
             }
@@ -461,7 +446,7 @@ validate_msg(const rf_msg *m, rf_err range_rv, char *err, size_t err_len)
                 size_t n = strnlen(s, f->size);
                 snprintf(what, sizeof(what), "%s.%s[%u]", md->name, f->name, j);
                 if (n == f->size) {
-                    set_err(err, err_len, "%s: string not terminated within %zu bytes", what,
+                    rf_errf(err, err_len, "%s: string not terminated within %zu bytes", what,
                             f->size);
                     return RF_ETOOBIG;
                 }
@@ -491,7 +476,7 @@ validate_msg(const rf_msg *m, rf_err range_rv, char *err, size_t err_len)
             why = f->check(p);
         }
         if (why != NULL) {
-            set_err(err, err_len, "%s: %s", what, why);
+            rf_errf(err, err_len, "%s: %s", what, why);
             return range_rv;
         }
     }
@@ -801,16 +786,16 @@ load_str(const char *what, const msgpack_object *o, char *dst, size_t size, char
          size_t err_len)
 {
     if (o->type != MSGPACK_OBJECT_STR) {
-        set_err(err, err_len, "%s: expected string", what);
+        rf_errf(err, err_len, "%s: expected string", what);
         return RF_EPROTO;
     }
     if (o->via.str.size > size - 1) {
-        set_err(err, err_len, "%s: string too long (%u bytes, max %zu)", what, o->via.str.size,
+        rf_errf(err, err_len, "%s: string too long (%u bytes, max %zu)", what, o->via.str.size,
                 size - 1);
         return RF_ETOOBIG;
     }
     if (memchr(str_ptr(o), '\0', o->via.str.size) != NULL) {
-        set_err(err, err_len, "%s: string contains a NUL byte", what);
+        rf_errf(err, err_len, "%s: string contains a NUL byte", what);
         return RF_EPROTO;
     }
     memcpy(dst, str_ptr(o), o->via.str.size);
@@ -833,17 +818,17 @@ load_field(const char *mname, const fdesc *f, const msgpack_object *o, char *bas
     case K_HSTR: {
         char *s;
         if (o->type != MSGPACK_OBJECT_STR) {
-            set_err(err, err_len, "%s: expected string", what);
+            rf_errf(err, err_len, "%s: expected string", what);
             return RF_EPROTO;
         }
         if (o->via.str.size > f->size) {
-            set_err(err, err_len, "%s: string too long (%u bytes, max %zu)", what, o->via.str.size,
+            rf_errf(err, err_len, "%s: string too long (%u bytes, max %zu)", what, o->via.str.size,
                     f->size);
             return RF_ETOOBIG;
         }
         s = malloc((size_t)o->via.str.size + 1);
         if (s == NULL) {
-            set_err(err, err_len, "%s: out of memory", what);
+            rf_errf(err, err_len, "%s: out of memory", what);
             return RF_ENOMEM;
         }
         rv = load_str(what, o, s, (size_t)o->via.str.size + 1, err, err_len);
@@ -857,12 +842,12 @@ load_field(const char *mname, const fdesc *f, const msgpack_object *o, char *bas
     case K_U32:
     case K_U64:
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            set_err(err, err_len, "%s: expected unsigned integer", what);
+            rf_errf(err, err_len, "%s: expected unsigned integer", what);
             return RF_EPROTO;
         }
         if (f->kind == K_U32) {
             if (o->via.u64 > UINT32_MAX) {
-                set_err(err, err_len, "%s: expected integer 0..4294967295", what);
+                rf_errf(err, err_len, "%s: expected integer 0..4294967295", what);
                 return RF_EPROTO;
             }
             *(uint32_t *)p = (uint32_t)o->via.u64;
@@ -872,7 +857,7 @@ load_field(const char *mname, const fdesc *f, const msgpack_object *o, char *bas
         return RF_OK;
     case K_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN) {
-            set_err(err, err_len, "%s: expected boolean", what);
+            rf_errf(err, err_len, "%s: expected boolean", what);
             return RF_EPROTO;
         }
         *(bool *)p = o->via.boolean;
@@ -885,17 +870,17 @@ load_field(const char *mname, const fdesc *f, const msgpack_object *o, char *bas
         } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
             *(double *)p = (double)o->via.i64;
         } else {
-            set_err(err, err_len, "%s: expected number", what);
+            rf_errf(err, err_len, "%s: expected number", what);
             return RF_EPROTO;
         }
         return RF_OK;
     case K_STRARR:
         if (o->type != MSGPACK_OBJECT_ARRAY) {
-            set_err(err, err_len, "%s: expected array of strings", what);
+            rf_errf(err, err_len, "%s: expected array of strings", what);
             return RF_EPROTO;
         }
         if (o->via.array.size > f->max_items) {
-            set_err(err, err_len, "%s: too many entries (%u, max %u)", what, o->via.array.size,
+            rf_errf(err, err_len, "%s: too many entries (%u, max %u)", what, o->via.array.size,
                     f->max_items);
             return RF_ETOOBIG;
         }
@@ -922,7 +907,7 @@ decode_tree(const msgpack_object *root, rf_msg *m, char *err, size_t err_len)
     rf_err rv;
 
     if (root->type != MSGPACK_OBJECT_MAP) {
-        set_err(err, err_len, "message: expected a map");
+        rf_errf(err, err_len, "message: expected a map");
         return RF_EPROTO;
     }
     map = &root->via.map;
@@ -931,14 +916,14 @@ decode_tree(const msgpack_object *root, rf_msg *m, char *err, size_t err_len)
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR) {
-            set_err(err, err_len, "message: map key %u is not a string", i);
+            rf_errf(err, err_len, "message: map key %u is not a string", i);
             return RF_EPROTO;
         }
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object *k2 = &map->ptr[j].key;
             if (k2->via.str.size == k->via.str.size &&
                 memcmp(str_ptr(k2), str_ptr(k), k->via.str.size) == 0) {
-                set_err(err, err_len, "message: duplicate key \"%.*s\"",
+                rf_errf(err, err_len, "message: duplicate key \"%.*s\"",
                         (int)(k->via.str.size > 64 ? 64 : k->via.str.size), str_ptr(k));
                 return RF_EPROTO;
             }
@@ -947,25 +932,25 @@ decode_tree(const msgpack_object *root, rf_msg *m, char *err, size_t err_len)
     /* Version before type: a newer peer may send types we do not know. */
     v = map_get(map, "v");
     if (v == NULL) {
-        set_err(err, err_len, "v: missing");
+        rf_errf(err, err_len, "v: missing");
         return RF_EPROTO;
     }
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0) {
-        set_err(err, err_len, "v: expected positive integer");
+        rf_errf(err, err_len, "v: expected positive integer");
         return RF_EPROTO;
     }
     if (v->via.u64 > RF_PROTO_VERSION) {
-        set_err(err, err_len, "v: version %llu not supported (this side speaks %d)",
+        rf_errf(err, err_len, "v: version %llu not supported (this side speaks %d)",
                 (unsigned long long)v->via.u64, RF_PROTO_VERSION);
         return RF_EVERSION;
     }
     t = map_get(map, "type");
     if (t == NULL) {
-        set_err(err, err_len, "type: missing");
+        rf_errf(err, err_len, "type: missing");
         return RF_EPROTO;
     }
     if (t->type != MSGPACK_OBJECT_STR) {
-        set_err(err, err_len, "type: expected string");
+        rf_errf(err, err_len, "type: expected string");
         return RF_EPROTO;
     }
     for (size_t i = 1; i < N_MESSAGES; i++) {
@@ -976,7 +961,7 @@ decode_tree(const msgpack_object *root, rf_msg *m, char *err, size_t err_len)
         }
     }
     if (md == NULL) {
-        set_err(err, err_len, "type: unknown message type \"%.*s\"",
+        rf_errf(err, err_len, "type: unknown message type \"%.*s\"",
                 (int)(t->via.str.size > 64 ? 64 : t->via.str.size), str_ptr(t));
         return RF_EPROTO;
     }
@@ -984,7 +969,7 @@ decode_tree(const msgpack_object *root, rf_msg *m, char *err, size_t err_len)
         const fdesc *f = &md->fields[i];
         const msgpack_object *o = map_get(map, f->name);
         if (o == NULL) {
-            set_err(err, err_len, "%s.%s: missing", md->name, f->name);
+            rf_errf(err, err_len, "%s.%s: missing", md->name, f->name);
             return RF_EPROTO;
         }
         rv = load_field(md->name, f, o, (char *)&m->u, err, err_len);
@@ -1007,25 +992,25 @@ rf_msg_decode(const uint8_t *buf, size_t len, rf_msg *m, char *err, size_t err_l
     size_t off = 0;
 
     msgpack_unpacked_init(&up);
-    set_err(err, err_len, "%s", "");
+    rf_errf(err, err_len, "%s", "");
     if (m == NULL) {
         rv = RF_EINVAL;
         goto out;
     }
     memset(m, 0, sizeof(*m));
     if (buf == NULL || len == 0) {
-        set_err(err, err_len, "message: empty");
+        rf_errf(err, err_len, "message: empty");
         rv = RF_EPROTO;
         goto out;
     }
     if (len > RF_MSG_MAX_BYTES) {
-        set_err(err, err_len, "message: %zu bytes, over the %u byte limit", len, RF_MSG_MAX_BYTES);
+        rf_errf(err, err_len, "message: %zu bytes, over the %u byte limit", len, RF_MSG_MAX_BYTES);
         rv = RF_ETOOBIG;
         goto out;
     }
     /* fixmap, map 16 or map 32 */
     if ((buf[0] & 0xf0) != 0x80 && buf[0] != 0xde && buf[0] != 0xdf) {
-        set_err(err, err_len, "message: expected a map");
+        rf_errf(err, err_len, "message: expected a map");
         rv = RF_EPROTO;
         goto out;
     }
@@ -1034,18 +1019,18 @@ rf_msg_decode(const uint8_t *buf, size_t len, rf_msg *m, char *err, size_t err_l
     sc.objects = 0;
     sc.why = NULL;
     if (!scan_obj(&sc, 0)) {
-        set_err(err, err_len, "message: %s", sc.why != NULL ? sc.why : "malformed");
+        rf_errf(err, err_len, "message: %s", sc.why != NULL ? sc.why : "malformed");
         rv = RF_EPROTO;
         goto out;
     }
     if (sc.p != sc.end) {
-        set_err(err, err_len, "message: %zu trailing bytes after the map", (size_t)(sc.end - sc.p));
+        rf_errf(err, err_len, "message: %zu trailing bytes after the map", (size_t)(sc.end - sc.p));
         rv = RF_EPROTO;
         goto out;
     }
     ur = msgpack_unpack_next(&up, (const char *)buf, len, &off);
     if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
-        set_err(err, err_len, "message: malformed msgpack");
+        rf_errf(err, err_len, "message: malformed msgpack");
         rv = RF_EPROTO;
         goto out;
     }

@@ -352,3 +352,15 @@ rf_strlcpy(char *dst, const char *src, size_t len)
     memcpy(dst, src, n + 1);
     return RF_OK;
 }
+
+void
+rf_errf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || err_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}

@@ -36,6 +36,10 @@ rf_err rf_read_file(const char *path, size_t max_bytes, char **out, size_t *out_
 /* snprintf that reports truncation as RF_ETOOBIG. */
 rf_err rf_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Formats an error message into err (size err_len); does nothing when err
+ * is NULL or err_len is 0, so callers can pass optional buffers through. */
+void rf_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Copies src into dst (size len) NUL-terminated; RF_ETOOBIG if it did not fit. */
 rf_err rf_strlcpy(char *dst, const char *src, size_t len);
 

@@ -61,22 +61,6 @@ static const opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static void put_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-put_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || err_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 static const opt *
 find_opt(const char *key, size_t len)
 {
@@ -104,7 +88,7 @@ apply(rf_coord_config *cfg, const opt *o, const char *value, char *err, size_t e
     switch (o->type) {
     case OPT_STR:
         if (rf_strlcpy(base, value, o->size) != RF_OK) {
-            put_err(err, err_len, "%s: value longer than %zu bytes", o->key, o->size - 1);
+            rf_errf(err, err_len, "%s: value longer than %zu bytes", o->key, o->size - 1);
             return RF_EINVAL;
         }
         return RF_OK;
@@ -114,11 +98,11 @@ apply(rf_coord_config *cfg, const opt *o, const char *value, char *err, size_t e
         errno = 0;
         v = strtoll(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0') {
-            put_err(err, err_len, "%s: '%s' is not an integer", o->key, value);
+            rf_errf(err, err_len, "%s: '%s' is not an integer", o->key, value);
             return RF_EINVAL;
         }
         if (v < o->min || v > o->max) {
-            put_err(err, err_len, "%s: %lld is out of range %lld..%lld", o->key, v,
+            rf_errf(err, err_len, "%s: %lld is out of range %lld..%lld", o->key, v,
                     (long long)o->min, (long long)o->max);
             return RF_EINVAL;
         }
@@ -133,7 +117,7 @@ apply(rf_coord_config *cfg, const opt *o, const char *value, char *err, size_t e
                    strcasecmp(value, "no") == 0 || strcasecmp(value, "off") == 0) {
             *(bool *)(void *)base = false;
         } else {
-            put_err(err, err_len, "%s: '%s' is not a boolean (true/false)", o->key, value);
+            rf_errf(err, err_len, "%s: '%s' is not a boolean (true/false)", o->key, value);
             return RF_EINVAL;
         }
         return RF_OK;
@@ -157,7 +141,7 @@ rf_config_set(rf_coord_config *cfg, const char *key, const char *value, char *er
     const opt *o = find_opt(key, strlen(key));
 
     if (o == NULL) {
-        put_err(err, err_len, "unknown configuration key '%s'", key);
+        rf_errf(err, err_len, "unknown configuration key '%s'", key);
         return RF_ENOTFOUND;
     }
     return apply(cfg, o, value, err, err_len);
@@ -189,7 +173,7 @@ rf_config_load_file(rf_coord_config *cfg, const char *path, char *err, size_t er
 
     rv = rf_read_file(path, 1 << 20, &text, &len);
     if (rv != RF_OK) {
-        put_err(err, err_len, "cannot read config file %s: %s", path, rf_strerror(rv));
+        rf_errf(err, err_len, "cannot read config file %s: %s", path, rf_strerror(rv));
         rv = RF_EIO;
         goto out;
     }
@@ -214,7 +198,7 @@ rf_config_load_file(rf_coord_config *cfg, const char *path, char *err, size_t er
         }
         eq = strchr(line, '=');
         if (eq == NULL) {
-            put_err(err, err_len, "%s:%u: expected 'key = value'", path, lineno);
+            rf_errf(err, err_len, "%s:%u: expected 'key = value'", path, lineno);
             rv = RF_EINVAL;
             goto out;
         }
@@ -223,7 +207,7 @@ rf_config_load_file(rf_coord_config *cfg, const char *path, char *err, size_t er
         value = trim(eq + 1);
         rv = rf_config_set(cfg, key, value, msg, sizeof(msg));
         if (rv != RF_OK) {
-            put_err(err, err_len, "%s:%u: %s", path, lineno, msg);
+            rf_errf(err, err_len, "%s:%u: %s", path, lineno, msg);
             goto out;
         }
     }
@@ -250,7 +234,7 @@ rf_config_parse_args(rf_coord_config *cfg, int argc, char **argv, bool *help, ch
         const char *path = NULL;
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
-                put_err(err, err_len, "--config needs a file name");
+                rf_errf(err, err_len, "--config needs a file name");
                 return RF_EINVAL;
             }
             path = argv[++i];
@@ -278,14 +262,14 @@ rf_config_parse_args(rf_coord_config *cfg, int argc, char **argv, bool *help, ch
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            put_err(err, err_len, "unexpected argument '%s' (see --help)", arg);
+            rf_errf(err, err_len, "unexpected argument '%s' (see --help)", arg);
             return RF_EINVAL;
         }
         name = arg + 2;
         eq = strchr(name, '=');
         o = find_opt(name, eq != NULL ? (size_t)(eq - name) : strlen(name));
         if (o == NULL) {
-            put_err(err, err_len, "unknown option '%s' (see --help)", arg);
+            rf_errf(err, err_len, "unknown option '%s' (see --help)", arg);
             return RF_ENOTFOUND;
         }
         if (eq != NULL) {
@@ -295,12 +279,12 @@ rf_config_parse_args(rf_coord_config *cfg, int argc, char **argv, bool *help, ch
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
-            put_err(err, err_len, "option '%s' needs a value", arg);
+            rf_errf(err, err_len, "option '%s' needs a value", arg);
             return RF_EINVAL;
         }
         rv = apply(cfg, o, value, msg, sizeof(msg));
         if (rv != RF_OK) {
-            put_err(err, err_len, "--%s", msg);
+            rf_errf(err, err_len, "--%s", msg);
             return rv;
         }
     }
@@ -315,13 +299,13 @@ rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len)
     size_t n;
 
     if (cfg->bucket_root[0] == '\0') {
-        put_err(err, err_len, "bucket_root must not be empty");
+        rf_errf(err, err_len, "bucket_root must not be empty");
         return RF_EINVAL;
     }
     if (cfg->bucket_root[0] != '/') {
         const char *rel = cfg->bucket_root;
         if (getcwd(cwd, sizeof(cwd)) == NULL) {
-            put_err(err, err_len, "getcwd failed: %s", strerror(errno));
+            rf_errf(err, err_len, "getcwd failed: %s", strerror(errno));
             return RF_EIO;
         }
         while (strncmp(rel, "./", 2) == 0) {
@@ -332,7 +316,7 @@ rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len)
         }
         if (rf_fmt(absolute, sizeof(absolute), "%s%s%s", cwd, rel[0] != '\0' ? "/" : "", rel) !=
             RF_OK) {
-            put_err(err, err_len, "bucket_root is too long");
+            rf_errf(err, err_len, "bucket_root is too long");
             return RF_ETOOBIG;
         }
         memcpy(cfg->bucket_root, absolute, sizeof(absolute));

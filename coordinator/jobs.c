@@ -1230,28 +1230,49 @@ log_refusal(const char *what, const char *agent_id, const char *unit_id, const r
     rf_info("refused %s from agent %s for unit %s: %s", what, agent_id, unit_id, oc->reason);
 }
 
+/* Opens the transaction a lease-fenced report (progress, complete, fail)
+ * runs in: records that the agent was heard from and checks the lease. On
+ * an error or a refusal the transaction is rolled back and *proceed is
+ * false; otherwise the caller goes on inside it with the unit in *u. */
+static rf_err
+begin_fenced(rf_store *st, const char *what, const char *agent_id, const char *unit_id,
+             const char *lease_id, int64_t now_ms, rf_unit_rec *u, rf_outcome *oc, bool *proceed)
+{
+    bool known = false;
+    rf_err rv;
+
+    *proceed = false;
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_agent_touch(st, agent_id, now_ms, &known);
+    if (rv == RF_OK) {
+        rv = check_lease(st, unit_id, lease_id, agent_id, u, oc);
+    }
+    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
+        rf_store_rollback(st);
+        if (rv == RF_OK) {
+            log_refusal(what, agent_id, unit_id, oc);
+        }
+        return rv;
+    }
+    *proceed = true;
+    return RF_OK;
+}
+
 rf_err
 rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p, int64_t now_ms,
                  uint64_t *expires_ms, rf_outcome *oc)
 {
     rf_unit_rec u;
-    bool known = false;
+    bool proceed = false;
     rf_err rv;
 
     *expires_ms = 0;
-    rv = rf_store_begin(st);
-    if (rv != RF_OK) {
-        return rv;
-    }
-    rv = rf_store_agent_touch(st, p->agent_id, now_ms, &known);
-    if (rv == RF_OK) {
-        rv = check_lease(st, p->unit_id, p->lease_id, p->agent_id, &u, oc);
-    }
-    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
-        rf_store_rollback(st);
-        if (rv == RF_OK) {
-            log_refusal("progress", p->agent_id, p->unit_id, oc);
-        }
+    rv = begin_fenced(st, "progress", p->agent_id, p->unit_id, p->lease_id, now_ms, &u, oc,
+                      &proceed);
+    if (!proceed) {
         return rv;
     }
     if (p->frames_total > 0) {
@@ -1291,24 +1312,14 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
                  rf_outcome *oc)
 {
     rf_unit_rec u;
-    bool known = false;
+    bool proceed = false;
     const char *path;
     char problem[RF_ERRMSG_MAX] = "";
     rf_err rv;
 
-    rv = rf_store_begin(st);
-    if (rv != RF_OK) {
-        return rv;
-    }
-    rv = rf_store_agent_touch(st, c->agent_id, now_ms, &known);
-    if (rv == RF_OK) {
-        rv = check_lease(st, c->unit_id, c->lease_id, c->agent_id, &u, oc);
-    }
-    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
-        rf_store_rollback(st);
-        if (rv == RF_OK) {
-            log_refusal("complete", c->agent_id, c->unit_id, oc);
-        }
+    rv = begin_fenced(st, "complete", c->agent_id, c->unit_id, c->lease_id, now_ms, &u, oc,
+                      &proceed);
+    if (!proceed) {
         return rv;
     }
     path = c->output_path[0] != '\0' ? c->output_path : u.output_path;
@@ -1364,22 +1375,11 @@ rf_jobs_fail(rf_store *st, const rf_coord_config *cfg, const rf_fail *f, int64_t
              rf_outcome *oc)
 {
     rf_unit_rec u;
-    bool known = false;
+    bool proceed = false;
     rf_err rv;
 
-    rv = rf_store_begin(st);
-    if (rv != RF_OK) {
-        return rv;
-    }
-    rv = rf_store_agent_touch(st, f->agent_id, now_ms, &known);
-    if (rv == RF_OK) {
-        rv = check_lease(st, f->unit_id, f->lease_id, f->agent_id, &u, oc);
-    }
-    if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
-        rf_store_rollback(st);
-        if (rv == RF_OK) {
-            log_refusal("fail", f->agent_id, f->unit_id, oc);
-        }
+    rv = begin_fenced(st, "fail", f->agent_id, f->unit_id, f->lease_id, now_ms, &u, oc, &proceed);
+    if (!proceed) {
         return rv;
     }
     if (f->retryable && u.attempts < (uint32_t)cfg->max_attempts) {

@@ -899,80 +899,59 @@ out:
     return RF_OK;
 }
 
-rf_err
-rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out)
+/* Runs a "SELECT state, COUNT(*) ... GROUP BY state" query for one id and
+ * adds each count to the slot named like its state (and to *total). */
+static rf_err
+count_by_state(rf_store *st, const char *sql, const char *id, const char *const *names,
+               uint32_t *const *slots, size_t n_slots, uint32_t *total, const char *what)
 {
     sqlite3_stmt *s = NULL;
-    rf_err rv = prep(st, "SELECT state, COUNT(*) FROM units WHERE item_id = ?1 GROUP BY state", &s);
+    rf_err rv = prep(st, sql, &s);
     int rc;
 
-    memset(out, 0, sizeof(*out));
     if (rv != RF_OK) {
         return rv;
     }
-    bind_text(s, 1, item_id);
+    bind_text(s, 1, id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *state = (const char *)sqlite3_column_text(s, 0);
         uint32_t c = (uint32_t)sqlite3_column_int64(s, 1);
-        out->total += c;
-        if (state == NULL) {
-            continue;
-        }
-        if (strcmp(state, "queued") == 0) {
-            out->queued = c;
-        } else if (strcmp(state, "leased") == 0) {
-            out->leased = c;
-        } else if (strcmp(state, "completed") == 0) {
-            out->completed = c;
-        } else if (strcmp(state, "failed") == 0) {
-            out->failed = c;
-        } else if (strcmp(state, "canceled") == 0) {
-            out->canceled = c;
+        *total += c;
+        for (size_t i = 0; state != NULL && i < n_slots; i++) {
+            if (strcmp(state, names[i]) == 0) {
+                *slots[i] = c;
+            }
         }
     }
     if (rc != SQLITE_DONE) {
-        rv = db_fail(st, "count units");
+        rv = db_fail(st, what);
     }
     sqlite3_finalize(s);
     return rv;
 }
 
 rf_err
-rf_store_job_item_counts(rf_store *st, const char *job_id, rf_item_counts *out)
+rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out)
 {
-    sqlite3_stmt *s = NULL;
-    rf_err rv = prep(st, "SELECT state, COUNT(*) FROM items WHERE job_id = ?1 GROUP BY state", &s);
-    int rc;
+    static const char *const names[] = {"queued", "leased", "completed", "failed", "canceled"};
+    uint32_t *const slots[] = {&out->queued, &out->leased, &out->completed, &out->failed,
+                               &out->canceled};
 
     memset(out, 0, sizeof(*out));
-    if (rv != RF_OK) {
-        return rv;
-    }
-    bind_text(s, 1, job_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *state = (const char *)sqlite3_column_text(s, 0);
-        uint32_t c = (uint32_t)sqlite3_column_int64(s, 1);
-        out->total += c;
-        if (state == NULL) {
-            continue;
-        }
-        if (strcmp(state, "pending") == 0) {
-            out->pending = c;
-        } else if (strcmp(state, "processing") == 0) {
-            out->processing = c;
-        } else if (strcmp(state, "completed") == 0) {
-            out->completed = c;
-        } else if (strcmp(state, "failed") == 0) {
-            out->failed = c;
-        } else if (strcmp(state, "skipped") == 0) {
-            out->skipped = c;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rv = db_fail(st, "count items");
-    }
-    sqlite3_finalize(s);
-    return rv;
+    return count_by_state(st, "SELECT state, COUNT(*) FROM units WHERE item_id = ?1 GROUP BY state",
+                          item_id, names, slots, 5, &out->total, "count units");
+}
+
+rf_err
+rf_store_job_item_counts(rf_store *st, const char *job_id, rf_item_counts *out)
+{
+    static const char *const names[] = {"pending", "processing", "completed", "failed", "skipped"};
+    uint32_t *const slots[] = {&out->pending, &out->processing, &out->completed, &out->failed,
+                               &out->skipped};
+
+    memset(out, 0, sizeof(*out));
+    return count_by_state(st, "SELECT state, COUNT(*) FROM items WHERE job_id = ?1 GROUP BY state",
+                          job_id, names, slots, 5, &out->total, "count items");
 }
 
 rf_err
