@@ -377,11 +377,6 @@ probe_host(agent *a)
         rf_strlcpy(h->compositor, "cpu", sizeof(h->compositor));
     }
     rf_comp_free(&c);
-    /* Until the CUDA compositor is paired with a hardware-frames encoder the
-     * agent composites on the CPU; say so rather than claim the GPU. */
-    if (strcmp(a->cfg.compositor, "cuda") != 0)
-        rf_strlcpy(h->compositor, "cpu", sizeof(h->compositor));
-
     char list[RF_MAX_ENCODERS * RF_NAME_MAX] = "";
     for (uint32_t i = 0; i < h->n_encoders; i++) {
         strncat(list, h->encoders[i], sizeof(list) - strlen(list) - 2);

@@ -231,14 +231,14 @@ open_compositor(const rf_unit *u, const rf_render_opts *o, rf_compositor **comp)
     const char *want = o && o->compositor ? o->compositor : "auto";
     rf_err rv;
 
-    /* The encoder hands out host frames here, so "auto" means the CPU
-     * compositor; the CUDA path pairs the CUDA compositor with a CUDA
-     * hardware-frames encoder. */
-    if (strcmp(want, "cuda") == 0) {
+    /* "auto" takes the GPU when one is usable; the CPU compositor is the
+     * fallback and the reference. */
+    if (strcmp(want, "cpu") != 0) {
         rv = rf_comp_create("cuda", (int)u->width, (int)u->height, RF_PIX_YUV420P, comp);
         if (rv == RF_OK)
             return RF_OK;
-        rf_warn("CUDA compositor unavailable (%s); using the CPU compositor", rf_strerror(rv));
+        if (strcmp(want, "cuda") == 0)
+            rf_warn("CUDA compositor unavailable (%s); using the CPU compositor", rf_strerror(rv));
     }
     return rf_comp_create("cpu", (int)u->width, (int)u->height, RF_PIX_YUV420P, comp);
 }
@@ -270,6 +270,8 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
     rf_encoder *enc = NULL;
     float *pcm = NULL;
     rf_layer_state *cur = NULL, *prev = NULL;
+    rf_frame dev = {0}; /* the GPU's frame when compositing with CUDA */
+    bool on_gpu = false;
     int *lw = NULL, *lh = NULL;
     char tmp_path[RF_PATH_MAX + 96] = "";
     char dir[RF_PATH_MAX];
@@ -321,6 +323,16 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         goto out;
     }
     rf_strlcpy(res->compositor, rf_comp_backend(comp), sizeof(res->compositor));
+    on_gpu = strcmp(res->compositor, "cuda") == 0;
+    if (on_gpu) {
+        /* Composite on the GPU, then bring only the changed rects to the
+         * software encoder's host frame. */
+        rv = rf_comp_frame_alloc(comp, &dev);
+        if (rv != RF_OK) {
+            fail_with(res, "template_render_error", true, "GPU frame: %s", rf_strerror(rv));
+            goto out;
+        }
+    }
     rv = rf_scene_build(u, caps, n_caps, &tm, comp, &scene);
     if (rv != RF_OK) {
         fail_with(res, "template_render_error", false, "scene build failed: %s", rf_strerror(rv));
@@ -410,7 +422,9 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         }
         rv = rf_enc_frame(enc, &fr);
         if (rv == RF_OK && n_dirty > 0) {
-            rv = rf_comp_render(comp, &fr, cur, n_cur, dirty, n_dirty);
+            rv = rf_comp_render(comp, on_gpu ? &dev : &fr, cur, n_cur, dirty, n_dirty);
+            if (rv == RF_OK && on_gpu)
+                rv = rf_comp_download(comp, &dev, &fr, dirty, n_dirty);
             res->frames_composited++;
         }
         if (rv == RF_OK)
@@ -475,6 +489,7 @@ out:
     free(lh);
     free(pcm);
     rf_scene_free(&scene);
+    rf_comp_frame_free(comp, &dev);
     rf_comp_free(&comp);
     rf_captions_free(caps, n_caps);
     rf_narration_free(&nar);

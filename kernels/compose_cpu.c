@@ -426,8 +426,8 @@ copy_plane(uint8_t *dst, int dls, const uint8_t *src, int sls, int x, int y, int
 
 /* Copies rect r (even) of src into dst; both frames have the same size, any
  * format each. */
-static void
-copy_frame_rect(rf_frame *dst, const rf_frame *src, rf_rect r)
+void
+rf_frame_copy_rect(rf_frame *dst, const rf_frame *src, rf_rect r)
 {
     copy_plane(dst->data[0], dst->linesize[0], src->data[0], src->linesize[0], r.x, r.y, r.w, r.h);
     int cx = r.x / 2, cy = r.y / 2, cw = r.w / 2, ch = r.h / 2;
@@ -467,7 +467,7 @@ static rf_err
 cpu_set_background(rf_compositor *c, const rf_frame *bg)
 {
     cpu_comp *p = c->impl;
-    copy_frame_rect(&p->bg, bg, (rf_rect){0, 0, c->width, c->height});
+    rf_frame_copy_rect(&p->bg, bg, (rf_rect){0, 0, c->width, c->height});
     return RF_OK;
 }
 
@@ -609,7 +609,7 @@ cpu_render(rf_compositor *c, rf_frame *dst, const rf_layer_state *states, int n_
 {
     cpu_comp *p = c->impl;
     for (int i = 0; i < n_rects; i++) {
-        copy_frame_rect(dst, &p->bg, rects[i]);
+        rf_frame_copy_rect(dst, &p->bg, rects[i]);
         for (int k = 0; k < n_states; k++) {
             const rf_layer_state *st = &states[k];
             rf_rect part;
@@ -622,8 +622,32 @@ cpu_render(rf_compositor *c, rf_frame *dst, const rf_layer_state *states, int n_
     return RF_OK;
 }
 
+static rf_err
+cpu_frame_alloc(rf_compositor *c, rf_frame *f)
+{
+    return rf_frame_alloc(f, c->fmt, c->width, c->height);
+}
+
+static void
+cpu_frame_free(rf_compositor *c, rf_frame *f)
+{
+    rf_frame_release(f);
+}
+
+static rf_err
+cpu_download(rf_compositor *c, const rf_frame *src, rf_frame *host, const rf_rect *rects,
+             int n_rects)
+{
+    for (int i = 0; i < n_rects; i++)
+        rf_frame_copy_rect(host, src, rects[i]);
+    return RF_OK;
+}
+
 static const rf_comp_ops cpu_ops = {
     .name = "cpu",
+    .frame_alloc = cpu_frame_alloc,
+    .frame_free = cpu_frame_free,
+    .download = cpu_download,
     .create = cpu_create,
     .set_background = cpu_set_background,
     .add_layer = cpu_add_layer,
@@ -646,11 +670,9 @@ rf_comp_create(const char *backend, int width, int height, rf_pixfmt fmt, rf_com
     if (strcmp(backend, "cpu") == 0) {
         ops = &cpu_ops;
     } else if (strcmp(backend, "cuda") == 0) {
-        /* When the CUDA twin lands (compose_cuda.cu, RF_HAVE_CUDA defined),
-         * this becomes: allocate c as below, then rv = rf_comp_create_cuda(c),
-         * which installs its own ops. Until then CUDA is not available and
-         * the caller falls back to "cpu". */
-        return RF_EUNSUPPORTED;
+#ifndef RF_HAVE_CUDA
+        return RF_EUNSUPPORTED; /* built without nvcc */
+#endif
     } else {
         return RF_EINVAL;
     }
@@ -661,7 +683,12 @@ rf_comp_create(const char *backend, int width, int height, rf_pixfmt fmt, rf_com
     c->width = width;
     c->height = height;
     c->fmt = fmt;
+#ifdef RF_HAVE_CUDA
+    /* The CUDA backend installs its own ops, or says no device is usable. */
+    rf_err rv = ops != NULL ? ops->create(c) : rf_comp_create_cuda(c);
+#else
     rf_err rv = ops->create(c);
+#endif
     if (rv != RF_OK) {
         free(c);
         return rv;
@@ -811,6 +838,54 @@ rf_comp_render(rf_compositor *c, rf_frame *dst, const rf_layer_state *states, in
         rv = c->ops->render(c, dst, states, n_states, rects, n);
     if (rects != local)
         free(rects);
+    return rv;
+}
+
+rf_err
+rf_comp_frame_alloc(rf_compositor *c, rf_frame *f)
+{
+    if (c == NULL || f == NULL)
+        return RF_EINVAL;
+    memset(f, 0, sizeof(*f));
+    return c->ops->frame_alloc(c, f);
+}
+
+void
+rf_comp_frame_free(rf_compositor *c, rf_frame *f)
+{
+    if (c == NULL || f == NULL || f->data[0] == NULL)
+        return;
+    c->ops->frame_free(c, f);
+    memset(f, 0, sizeof(*f));
+}
+
+rf_err
+rf_comp_download(rf_compositor *c, const rf_frame *src, rf_frame *host, const rf_rect *rects,
+                 int n_rects)
+{
+    enum { LOCAL_RECTS = 16 };
+    rf_rect local[LOCAL_RECTS];
+    rf_rect *norm = local;
+    int n = 0;
+    rf_err rv = RF_OK;
+
+    if (c == NULL || !frame_ok(src) || !frame_ok(host) || src->fmt != c->fmt ||
+        host->fmt != c->fmt || src->width != c->width || src->height != c->height ||
+        host->width != c->width || host->height != c->height || n_rects < 0 ||
+        (n_rects > 0 && rects == NULL))
+        return RF_EINVAL;
+    if (n_rects > LOCAL_RECTS) {
+        norm = malloc((size_t)n_rects * sizeof(*norm));
+        if (norm == NULL)
+            return RF_ENOMEM;
+    }
+    for (int i = 0; i < n_rects; i++)
+        if (normalise_rect(c, rects[i], &norm[n]))
+            n++;
+    if (n > 0)
+        rv = c->ops->download(c, src, host, norm, n);
+    if (norm != local)
+        free(norm);
     return rv;
 }
 

@@ -10,6 +10,12 @@
  * Returns RF_EUNSUPPORTED when no CUDA device is usable (the caller then
  * falls back to "cpu"), RF_ENOMEM when device memory runs out. On failure
  * c->impl is left NULL and nothing needs freeing. */
+#ifdef __cplusplus
+extern "C" {
+#endif
 rf_err rf_comp_create_cuda(rf_compositor *c);
+#ifdef __cplusplus
+}
+#endif
 
 #endif

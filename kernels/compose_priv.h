@@ -29,6 +29,10 @@
 
 #include "rf_compose.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* One backend. create() receives a compositor whose width, height, fmt and
  * ops are already set and fills c->impl; destroy() frees c->impl (called
  * only after a successful create). Argument checks common to every backend
@@ -44,6 +48,12 @@ typedef struct rf_comp_ops {
     rf_err (*render)(rf_compositor *c, rf_frame *dst, const rf_layer_state *states, int n_states,
                      const rf_rect *rects, int n_rects);
     void (*destroy)(rf_compositor *c);
+    /* A frame of the compositor's size and format in its own memory. */
+    rf_err (*frame_alloc)(rf_compositor *c, rf_frame *f);
+    void (*frame_free)(rf_compositor *c, rf_frame *f);
+    /* Copies rects (normalised as for render) of src into the host frame. */
+    rf_err (*download)(rf_compositor *c, const rf_frame *src, rf_frame *host, const rf_rect *rects,
+                       int n_rects);
 } rf_comp_ops;
 
 struct rf_compositor {
@@ -83,5 +93,13 @@ rf_even_floor(int v)
  * exactly the same pixels. */
 bool rf_comp_layer_clip(const rf_compositor *c, const rf_layer_state *st, rf_rect rect,
                         rf_rect *out);
+
+/* Copies rect r (even, inside both) from src to dst, host frames of the same
+ * size in either 4:2:0 layout (YUV420P <-> NV12 converts). */
+void rf_frame_copy_rect(rf_frame *dst, const rf_frame *src, rf_rect r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

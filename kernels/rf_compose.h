@@ -16,6 +16,10 @@
 
 #include "rf_err.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define RF_COMPOSE_TOLERANCE 2 /* max |cuda - cpu| per 8-bit sample */
 
 typedef enum rf_pixfmt {
@@ -38,8 +42,8 @@ typedef struct rf_frame {
  *   ca    = mean alpha of the 2x2 luma block
  * Premultiplied so that blending is dst = src + dst * (255 - alpha) / 255. */
 typedef struct rf_layer_tex {
-    int width, height; /* luma size, even */
-    uint8_t *y, *a;    /* pitch = y_pitch */
+    int width, height;   /* luma size, even */
+    uint8_t *y, *a;      /* pitch = y_pitch */
     uint8_t *u, *v, *ca; /* pitch = c_pitch */
     int y_pitch, c_pitch;
 } rf_layer_tex;
@@ -53,7 +57,7 @@ typedef struct rf_rect {
  * chroma stays aligned; the layer is clipped to the frame. opacity 0..255
  * multiplies the layer's own alpha. */
 typedef struct rf_layer_state {
-    int layer;       /* index returned by rf_comp_add_layer */
+    int layer; /* index returned by rf_comp_add_layer */
     int x, y;
     uint8_t opacity;
 } rf_layer_state;
@@ -85,6 +89,17 @@ rf_err rf_comp_add_layer(rf_compositor *c, const rf_layer_tex *tex, int *index);
 rf_err rf_comp_render(rf_compositor *c, rf_frame *dst, const rf_layer_state *states, int n_states,
                       const rf_rect *dirty, int n_dirty);
 
+/* A frame in the compositor's own memory (device memory for "cuda", host
+ * for "cpu"), of its size and format, to render into. */
+rf_err rf_comp_frame_alloc(rf_compositor *c, rf_frame *f);
+void rf_comp_frame_free(rf_compositor *c, rf_frame *f);
+
+/* Copies the given rects of src (a frame from rf_comp_frame_alloc) into a
+ * host frame of the same size and format: after rendering on the GPU, only
+ * what changed crosses to host memory for a software encoder. */
+rf_err rf_comp_download(rf_compositor *c, const rf_frame *src, rf_frame *host, const rf_rect *rects,
+                        int n_rects);
+
 void rf_comp_free(rf_compositor **c);
 
 /* --- conversions, done once per unit/layer on the CPU ---------------- */
@@ -112,5 +127,9 @@ void rf_rgb_to_yuv709(uint8_t r, uint8_t g, uint8_t b, uint8_t *y, uint8_t *u, u
 /* Rect helpers. */
 bool rf_rect_intersect(rf_rect a, rf_rect b, rf_rect *out);
 rf_rect rf_rect_union(rf_rect a, rf_rect b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
