@@ -70,15 +70,18 @@ static rf_err rf_setup_x265(AVCodecContext *cc, const rf_enc_config *cfg, char *
                             size_t err_len);
 static rf_err rf_setup_vpx_vp9(AVCodecContext *cc, const rf_enc_config *cfg, char *err,
                                size_t err_len);
+static rf_err rf_setup_nvenc(AVCodecContext *cc, const rf_enc_config *cfg, char *err,
+                             size_t err_len);
 
-/* In preference order per codec. Hardware rows (h264_nvenc / hevc_nvenc,
- * then h264_vaapi / hevc_vaapi) go ABOVE the software row of their codec;
- * they will need a setup that creates the device and frames contexts (and a
- * rf_enc_frame that hands out hardware frames), so they are added together
- * with that support rather than listed here unusable. */
+/* In preference order per codec: NVENC, then software. NVENC takes the
+ * host YUV420P frame the compositor drew and uploads it itself (one copy
+ * per frame; the zero-copy path with a CUDA frames pool shared with the CUDA
+ * compositor is the next step). VAAPI rows (h264_vaapi, hevc_vaapi,
+ * vp9_vaapi) need a device, a frames context and an upload per frame, and
+ * are added with that support rather than listed here unusable. */
 static const rf_video_backend rf_video_backends[] = {
-    {"h264", "libx264", rf_setup_x264},
-    {"h265", "libx265", rf_setup_x265},
+    {"h264", "h264_nvenc", rf_setup_nvenc},  {"h264", "libx264", rf_setup_x264},
+    {"h265", "hevc_nvenc", rf_setup_nvenc},  {"h265", "libx265", rf_setup_x265},
     {"vp9", "libvpx-vp9", rf_setup_vpx_vp9},
 };
 
@@ -111,6 +114,7 @@ struct rf_encoder {
     int64_t vpts, apts;
     bool pb_open, header_written, finished, failed;
     char err[RF_ENC_ERR_MAX];
+    char note[RF_ERRMSG_MAX]; /* the backends passed over and why */
 };
 
 /* --- errors ---------------------------------------------------------------- */
@@ -155,6 +159,40 @@ rf_setup_x264(AVCodecContext *cc, const rf_enc_config *cfg, char *err, size_t er
         rv = rf_opt(cc, "profile", "high", err, err_len);
     if (rv == RF_OK)
         rv = rf_opt(cc, "crf", crf, err, err_len);
+    return rv;
+}
+
+/* x264-style preset names onto NVENC's p1 (fastest) .. p7 (best). */
+static const char *
+rf_nvenc_preset(const rf_enc_config *cfg)
+{
+    static const char *const names[][2] = {
+        {"ultrafast", "p1"}, {"superfast", "p1"}, {"veryfast", "p2"},
+        {"faster", "p3"},    {"fast", "p3"},      {"medium", "p4"},
+        {"slow", "p5"},      {"slower", "p6"},    {"veryslow", "p7"},
+    };
+    const char *want = rf_preset(cfg);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i][0], want) == 0)
+            return names[i][1];
+    return "p4";
+}
+
+static rf_err
+rf_setup_nvenc(AVCodecContext *cc, const rf_enc_config *cfg, char *err, size_t err_len)
+{
+    char cq[16];
+    /* Constant quality in VBR mode: NVENC's counterpart of x264's CRF. */
+    snprintf(cq, sizeof(cq), "%d", cfg->crf > 0 ? cfg->crf + 2 : 23);
+    rf_err rv = rf_opt(cc, "preset", rf_nvenc_preset(cfg), err, err_len);
+    if (rv == RF_OK)
+        rv = rf_opt(cc, "rc", "vbr", err, err_len);
+    if (rv == RF_OK)
+        rv = rf_opt(cc, "cq", cq, err, err_len);
+    if (rv == RF_OK && strcmp(cfg->video_codec, "h264") == 0)
+        rv = rf_opt(cc, "profile", "high", err, err_len);
+    if (rv == RF_OK)
+        cc->bit_rate = 0;
     return rv;
 }
 
@@ -379,6 +417,18 @@ rf_open_video_backend(rf_encoder *e, const rf_video_backend *vb, const rf_enc_co
     return RF_OK;
 }
 
+/* True when the caller's start-up probe found enc usable (no list: try it). */
+static bool
+rf_backend_available(const rf_enc_config *cfg, const char *enc)
+{
+    if (cfg->available == NULL)
+        return true;
+    for (int i = 0; i < cfg->n_available; i++)
+        if (strcmp(cfg->available[i], enc) == 0)
+            return true;
+    return false;
+}
+
 static rf_err
 rf_open_video(rf_encoder *e, const rf_enc_config *cfg, const rf_container *ct, char *err,
               size_t err_len)
@@ -388,12 +438,21 @@ rf_open_video(rf_encoder *e, const rf_enc_config *cfg, const rf_container *ct, c
         const rf_video_backend *vb = &rf_video_backends[i];
         if (strcmp(vb->codec, cfg->video_codec) != 0)
             continue;
-        rv = rf_open_video_backend(e, vb, cfg, err, err_len);
-        if (rv == RF_OK)
-            break;
-        if (rv == RF_ENOMEM)
-            return rv;
-        rf_warn("encoder: %s unusable, trying the next backend: %s", vb->encoder, err);
+        if (!rf_backend_available(cfg, vb->encoder)) {
+            rv = RF_EUNSUPPORTED;
+            rf_errf(err, err_len, "did not open in the start-up probe");
+        } else {
+            rv = rf_open_video_backend(e, vb, cfg, err, err_len);
+            if (rv == RF_OK)
+                break;
+            if (rv == RF_ENOMEM)
+                return rv;
+            rf_warn("encoder: %s unusable, trying the next backend: %s", vb->encoder, err);
+        }
+        /* Every fallback and its reason goes with the result. */
+        size_t used = strlen(e->note);
+        snprintf(e->note + used, sizeof(e->note) - used, "%s%s: %s", used ? "; " : "", vb->encoder,
+                 err);
     }
     if (rv != RF_OK)
         return rv;
@@ -570,6 +629,12 @@ out:
     av_dict_free(&opts);
     rf_enc_free(&e);
     return rv;
+}
+
+const char *
+rf_enc_note(const rf_encoder *e)
+{
+    return e != NULL ? e->note : "";
 }
 
 const char *

@@ -21,6 +21,10 @@ typedef struct rf_enc_config {
     int gop_frames; /* max frames between keyframes */
     int crf;        /* quality, 0 = backend default */
     int sample_rate, channels;
+    /* Encoders the start-up probe opened (rf_enc_probe); a backend not in
+     * the list is passed over with that reason. NULL: try every backend. */
+    const char (*available)[RF_NAME_MAX];
+    int n_available;
 } rf_enc_config;
 
 typedef struct rf_encoder rf_encoder;
@@ -31,6 +35,10 @@ rf_err rf_enc_open(const rf_enc_config *cfg, rf_encoder **out, char *err, size_t
 
 /* libavcodec name of the video encoder in use, e.g. "libx264". */
 const char *rf_enc_video_name(const rf_encoder *e);
+
+/* The faster backends passed over for this file and why ("h264_nvenc: ...;
+ * ..."), or "" when the first choice opened. Valid until rf_enc_free. */
+const char *rf_enc_note(const rf_encoder *e);
 
 /* Gives the frame to draw the next picture into (host memory, the encoder's
  * own pixel format). It is the same frame every time and keeps the previous

@@ -187,7 +187,10 @@ run_unit(agent *a, const rf_unit *u)
 {
     rf_render_progress progress;
     heartbeat hb = {.a = a, .u = u, .progress = &progress};
-    rf_render_opts opts = {.compositor = a->cfg.compositor, .progress = &progress};
+    rf_render_opts opts = {.compositor = a->cfg.compositor,
+                           .progress = &progress,
+                           .encoders = a->hello.encoders,
+                           .n_encoders = (int)a->hello.n_encoders};
     rf_render_result res;
     rf_msg req = {0};
     rf_err rv;
@@ -221,6 +224,10 @@ run_unit(agent *a, const rf_unit *u)
         c->frames = res.frames;
         rf_strlcpy(c->encoder, res.encoder, sizeof(c->encoder));
         c->render_ms = res.render_ms;
+        rf_strlcpy(c->compositor, res.compositor, sizeof(c->compositor));
+        rf_strlcpy(c->encoder_note, res.encoder_note, sizeof(c->encoder_note));
+        rf_strlcpy(c->poster_path, res.poster_path, sizeof(c->poster_path));
+        rf_strlcpy(c->captions_path, res.captions_path, sizeof(c->captions_path));
         rf_info("unit %s done: %u frames in %u ms (%.1f frames/s, %u composited), %s, %s "
                 "compositor, %.1f LUFS, %.1f dBTP",
                 u->unit_id, res.frames, res.render_ms,

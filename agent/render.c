@@ -19,6 +19,7 @@
 
 #include "audio.h"
 #include "encoder.h"
+#include "poster.h"
 #include "rf_compose.h"
 #include "rf_log.h"
 #include "rf_util.h"
@@ -62,6 +63,28 @@ static bool
 canceled(rf_render_opts const *o)
 {
     return o && o->progress && atomic_load(&o->progress->cancel);
+}
+
+/* dst = path with its extension replaced by ext (".jpg"). */
+static rf_err
+side_path(const char *path, const char *ext, char *dst, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    int base =
+        dot != NULL && (slash == NULL || dot > slash) ? (int)(dot - path) : (int)strlen(path);
+    return rf_fmt(dst, len, "%.*s%s", base, path, ext);
+}
+
+static void
+copy_planes(rf_frame *dst, const rf_frame *src)
+{
+    for (int p = 0; p < 3; p++) {
+        int w = p ? src->width / 2 : src->width, h = p ? src->height / 2 : src->height;
+        for (int y = 0; y < h; y++)
+            memcpy(dst->data[p] + (size_t)y * (size_t)dst->linesize[p],
+                   src->data[p] + (size_t)y * (size_t)src->linesize[p], (size_t)w);
+    }
 }
 
 /* Removes ".part-*" files a previous holder of this unit left behind (an
@@ -270,13 +293,15 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
     rf_encoder *enc = NULL;
     float *pcm = NULL;
     rf_layer_state *cur = NULL, *prev = NULL;
+    rf_frame poster = {0};
+    char side_tmp[2][RF_PATH_MAX + 96] = {"", ""};
     rf_frame dev = {0}; /* the GPU's frame when compositing with CUDA */
     bool on_gpu = false;
     int *lw = NULL, *lh = NULL;
     char tmp_path[RF_PATH_MAX + 96] = "";
     char dir[RF_PATH_MAX];
     char err[512] = "";
-    bool tmp_created = false;
+    bool tmp_created = false, sides_placed = false;
     rf_err rv;
 
     memset(res, 0, sizeof(*res));
@@ -369,7 +394,16 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
                   strerror(errno));
         goto out;
     }
+    rv = side_path(u->output_path, ".jpg", res->poster_path, sizeof(res->poster_path));
+    if (rv == RF_OK)
+        rv = side_path(u->output_path, ".vtt", res->captions_path, sizeof(res->captions_path));
+    if (rv != RF_OK) {
+        fail_with(res, "storage_upload_failed", false, "output path too long");
+        goto out;
+    }
     remove_stale_parts(u->output_path);
+    remove_stale_parts(res->poster_path);
+    remove_stale_parts(res->captions_path);
     rv = rf_fmt(tmp_path, sizeof(tmp_path), "%s.part-%s", u->output_path,
                 u->lease_id[0] ? u->lease_id : "local");
     if (rv != RF_OK) {
@@ -388,6 +422,8 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         .gop_frames = (int)fps * 2,
         .sample_rate = RF_AUDIO_RATE,
         .channels = RF_AUDIO_CHANNELS,
+        .available = o ? o->encoders : NULL,
+        .n_available = o ? o->n_encoders : 0,
     };
     tmp_created = true;
     rv = rf_enc_open(&ec, &enc, err, sizeof(err));
@@ -397,6 +433,17 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         goto out;
     }
     rf_strlcpy(res->encoder, rf_enc_video_name(enc), sizeof(res->encoder));
+    rf_strlcpy(res->encoder_note, rf_enc_note(enc), sizeof(res->encoder_note));
+    if (res->encoder_note[0] != '\0')
+        rf_info("unit %s: encoding with %s (passed over: %s)", u->unit_id, res->encoder,
+                res->encoder_note);
+    /* The poster is the title card, fully faded in. */
+    uint32_t poster_at = (uint32_t)(tm.title_end_ms / 2 * fps / 1000);
+    rv = rf_frame_alloc(&poster, RF_PIX_YUV420P, (int)u->width, (int)u->height);
+    if (rv != RF_OK) {
+        fail_with(res, "template_render_error", true, "out of memory");
+        goto out;
+    }
 
     rf_rect whole = {0, 0, (int)u->width, (int)u->height};
     rf_rect dirty[MAX_DIRTY];
@@ -427,6 +474,8 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
                 rv = rf_comp_download(comp, &dev, &fr, dirty, n_dirty);
             res->frames_composited++;
         }
+        if (rv == RF_OK && i == poster_at)
+            copy_planes(&poster, &fr);
         if (rv == RF_OK)
             rv = feed_audio(enc, pcm, &audio_written, (size_t)(i + 1) * samples_per_frame);
         if (rv == RF_OK)
@@ -452,13 +501,30 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
     rf_enc_free(&enc);
     res->encode_ms = (uint32_t)(rf_mono_ms() - t_encode);
 
-    /* 4. Into place: rename is atomic, so the final name only ever holds a
-     * complete file. */
+    /* 4. The side files, then everything into place: rename is atomic, so
+     * the final names only ever hold complete files. */
     set_stage(o, RF_STAGE_FINISH);
-    if (rename(tmp_path, u->output_path) != 0) {
+    const char *lease = u->lease_id[0] ? u->lease_id : "local";
+    rv = rf_fmt(side_tmp[0], sizeof(side_tmp[0]), "%s.part-%s", res->poster_path, lease);
+    if (rv == RF_OK)
+        rv = rf_fmt(side_tmp[1], sizeof(side_tmp[1]), "%s.part-%s", res->captions_path, lease);
+    if (rv == RF_OK)
+        rv = rf_poster_write_jpeg(&poster, side_tmp[0], 1280, err, sizeof(err));
+    if (rv != RF_OK) {
+        fail_with(res, "template_render_error", true, "poster frame: %s", err);
+        goto out;
+    }
+    rv = rf_captions_write_vtt(caps, n_caps, side_tmp[1]);
+    if (rv != RF_OK) {
+        fail_with(res, "storage_upload_failed", true, "captions file: %s", strerror(errno));
+        goto out;
+    }
+    sides_placed = true;
+    if (rename(side_tmp[0], res->poster_path) != 0 ||
+        rename(side_tmp[1], res->captions_path) != 0 || rename(tmp_path, u->output_path) != 0) {
         rv = RF_EIO;
-        fail_with(res, "storage_upload_failed", true, "rename to %s: %s", u->output_path,
-                  strerror(errno));
+        fail_with(res, "storage_upload_failed", true, "moving the files into place in %s: %s",
+                  u->output_path, strerror(errno));
         goto out;
     }
     tmp_created = false;
@@ -483,6 +549,19 @@ out:
     rf_enc_free(&enc);
     if (tmp_created)
         unlink(tmp_path);
+    for (int k = 0; k < 2; k++)
+        if (side_tmp[k][0] != '\0')
+            unlink(side_tmp[k]); /* gone already after a successful rename */
+    if (rv != RF_OK) {
+        /* A failed unit leaves no side files of its own either. */
+        if (sides_placed && tmp_created) {
+            unlink(res->poster_path);
+            unlink(res->captions_path);
+        }
+        res->poster_path[0] = '\0';
+        res->captions_path[0] = '\0';
+    }
+    rf_frame_release(&poster);
     free(cur);
     free(prev);
     free(lw);

@@ -33,6 +33,9 @@ const char *rf_render_stage_name(int stage);
 typedef struct rf_render_opts {
     const char *compositor;       /* "auto", "cpu" or "cuda" */
     rf_render_progress *progress; /* may be NULL */
+    /* Encoders the host's start-up probe opened (NULL: try them all). */
+    const char (*encoders)[RF_NAME_MAX];
+    int n_encoders;
 } rf_render_opts;
 
 typedef struct rf_render_result {
@@ -42,7 +45,10 @@ typedef struct rf_render_result {
     uint32_t duration_ms; /* media duration actually written */
     uint32_t frames;
     char encoder[RF_NAME_MAX];
+    char encoder_note[RF_ERRMSG_MAX]; /* faster encoders passed over and why */
     char compositor[RF_NAME_MAX];
+    char poster_path[RF_PATH_MAX];          /* JPEG poster beside the video */
+    char captions_path[RF_PATH_MAX];        /* WebVTT captions beside the video */
     uint32_t render_ms;                     /* wall time of the whole unit */
     uint32_t audio_ms, scene_ms, encode_ms; /* wall time of each stage */
     uint32_t frames_composited;             /* frames on which something had to be redrawn */
@@ -63,9 +69,10 @@ typedef struct rf_render_result {
 #define RF_MAX_SPEEDUP 1.25
 
 /* Renders u to u->output_path (written as a ".part-<lease>" file and renamed
- * into place when complete). Returns RF_OK and fills res, or an error with
- * res->error_code/error_message set; RF_ECANCELED if progress->cancel was set.
- * Leaves no partial file behind on failure. */
+ * into place when complete), with a JPEG poster frame (the title card) and
+ * WebVTT captions beside it: same name, extensions .jpg and .vtt. Returns RF_OK and fills res, or
+ * an error with res->error_code/error_message set; RF_ECANCELED if progress->cancel was set. Leaves
+ * no partial file behind on failure. */
 rf_err rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res);
 
 #endif

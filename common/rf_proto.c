@@ -262,6 +262,10 @@ static const fdesc complete_fields[] = {
     F_U32(rf_complete, frames, NULL),
     F_STR(rf_complete, encoder, NULL),
     F_U32(rf_complete, render_ms, NULL),
+    F_STR(rf_complete, compositor, NULL),
+    F_STR(rf_complete, encoder_note, NULL),
+    F_STR(rf_complete, poster_path, NULL),
+    F_STR(rf_complete, captions_path, NULL),
 };
 
 static const fdesc fail_fields[] = {

@@ -138,8 +138,12 @@ typedef struct rf_complete {
     char sha256[65];      /* 64 lowercase hex chars */
     uint32_t duration_ms; /* actual media duration */
     uint32_t frames;
-    char encoder[RF_NAME_MAX]; /* libavcodec encoder name actually used */
-    uint32_t render_ms;        /* wall time spent on the unit */
+    char encoder[RF_NAME_MAX];        /* libavcodec encoder name actually used */
+    uint32_t render_ms;               /* wall time spent on the unit */
+    char compositor[RF_NAME_MAX];     /* "cpu" or "cuda" */
+    char encoder_note[RF_ERRMSG_MAX]; /* why faster encoders were passed over, or "" */
+    char poster_path[RF_PATH_MAX];    /* JPEG poster frame, or "" */
+    char captions_path[RF_PATH_MAX];  /* WebVTT captions, or "" */
 } rf_complete;
 
 typedef struct rf_fail {

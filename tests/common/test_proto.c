@@ -127,6 +127,10 @@ make_msg(rf_msg_type t, rf_msg *m)
         m->u.complete.frames = 1351;
         strcpy(m->u.complete.encoder, "libx264");
         m->u.complete.render_ms = 81234;
+        strcpy(m->u.complete.compositor, "cuda");
+        strcpy(m->u.complete.encoder_note, "h264_nvenc: no NVIDIA driver");
+        strcpy(m->u.complete.poster_path, "/srv/out/job/item.jpg");
+        strcpy(m->u.complete.captions_path, "/srv/out/job/item.vtt");
         break;
     case RF_MSG_FAIL:
         strcpy(m->u.fail.agent_id, "agent-7f3a");
@@ -247,6 +251,10 @@ assert_msg_eq(const rf_msg *a, const rf_msg *b)
         assert_int_equal(x->frames, y->frames);
         assert_string_equal(x->encoder, y->encoder);
         assert_int_equal(x->render_ms, y->render_ms);
+        assert_string_equal(x->compositor, y->compositor);
+        assert_string_equal(x->encoder_note, y->encoder_note);
+        assert_string_equal(x->poster_path, y->poster_path);
+        assert_string_equal(x->captions_path, y->captions_path);
         break;
     }
     case RF_MSG_FAIL: {
