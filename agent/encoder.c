@@ -189,7 +189,7 @@ rf_setup_nvenc(AVCodecContext *cc, const rf_enc_config *cfg, char *err, size_t e
         rv = rf_opt(cc, "rc", "vbr", err, err_len);
     if (rv == RF_OK)
         rv = rf_opt(cc, "cq", cq, err, err_len);
-    if (rv == RF_OK && strcmp(cfg->video_codec, "h264") == 0)
+    if (rv == RF_OK && cc->codec_id == AV_CODEC_ID_H264)
         rv = rf_opt(cc, "profile", "high", err, err_len);
     if (rv == RF_OK)
         cc->bit_rate = 0;
