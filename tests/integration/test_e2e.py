@@ -162,7 +162,16 @@ def main(a):
         files = []
         for dirpath, _, names in os.walk(c.bucket_root):
             files += [os.path.join(dirpath, n) for n in names]
-        check(len(files) == 3, f"expected exactly 3 files in the bucket, found {files}")
+        videos = [f for f in files if f.endswith(".mp4")]
+        check(len(videos) == 3, f"expected exactly 3 videos in the bucket, found {files}")
+        check(not any(".part-" in f for f in files), f"partial files left: {files}")
+        for f in videos:
+            base = f[:-len(".mp4")]
+            check(base + ".jpg" in files and base + ".vtt" in files,
+                  f"{f}: poster or captions missing")
+            with open(base + ".vtt", encoding="utf-8") as vtt:
+                text = vtt.read()
+            check(text.startswith("WEBVTT\n") and " --> " in text, f"{base}.vtt is not WebVTT")
         ok = True
     finally:
         if not ok:

@@ -41,10 +41,13 @@ def main(a):
         r = v["renditions"][0]
         check(r["attempts"] == 2, f"attempts {r['attempts']}, expected 2")
         check(r["agent_id"] == "rescuer", f"finished by {r['agent_id']}")
-        files = [os.path.join(d, n) for d, _, ns in os.walk(c.bucket_root) for n in ns]
-        check(len(files) == 1, f"expected exactly one output, found {files}")
-        art = v["artifacts"][0]
-        check(files[0] == art["path"], f"{files[0]} != {art['path']}")
+        files = sorted(os.path.join(d, n) for d, _, ns in os.walk(c.bucket_root) for n in ns)
+        art = [x for x in v["artifacts"] if x["type"] == "video"][0]
+        base = art["path"][:-len(".mp4")]
+        # One video with its poster and captions; the killed agent's partial
+        # file is gone.
+        check(files == sorted([base + ".jpg", base + ".mp4", base + ".vtt"]),
+              f"expected exactly one output (+ poster, captions), found {files}")
         info = ffprobe(art["path"])
         check(abs(float(info["format"]["duration"]) - 20.0) <= 0.5, "duration")
         check(decode_errors(art["path"]) == "", "decode errors")
