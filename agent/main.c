@@ -1,5 +1,6 @@
-/* The agent: dials the coordinator, announces what this host can do, then
- * runs `slots` unit loops. Each loop leases a unit, renders it while a
+/* The agent: dials the coordinator, announces what this host can do (the
+ * first slot to run says HELLO, again whenever the coordinator forgets us),
+ * and runs `slots` unit loops. Each loop leases a unit, renders it while a
  * heartbeat thread reports progress (and learns of a lost lease or a
  * cancel), and reports completion or failure. Signals are handled here in
  * the main thread with sigwait, never in a handler. */
@@ -46,6 +47,7 @@ typedef struct agent {
     rf_hello hello;
     _Atomic uint32_t heartbeat_ms;
     atomic_bool stop;
+    atomic_bool registered; /* the coordinator knows us (HELLO answered) */
     pthread_mutex_t hello_mu;
 } agent;
 
@@ -87,6 +89,11 @@ say_hello(agent *a)
     rf_msg req = {.type = RF_MSG_HELLO};
 
     pthread_mutex_lock(&a->hello_mu);
+    if (atomic_load(&a->registered)) {
+        /* Another slot registered while this one waited for the lock. */
+        pthread_mutex_unlock(&a->hello_mu);
+        return RF_OK;
+    }
     req.u.hello = a->hello;
     while (!atomic_load(&a->stop)) {
         rf_msg rep = {0};
@@ -96,6 +103,10 @@ say_hello(agent *a)
             rf_info("registered as %s (lease ttl %u ms, heartbeat %u ms)", a->hello.agent_id,
                     rep.u.welcome.lease_ttl_ms, atomic_load(&a->heartbeat_ms));
             rf_msg_clear(&rep);
+#ifdef RF_HAVE_SYSTEMD
+            sd_notify(0, "READY=1");
+#endif
+            atomic_store(&a->registered, true);
             pthread_mutex_unlock(&a->hello_mu);
             return RF_OK;
         }
@@ -266,6 +277,8 @@ slot_main(void *arg)
     agent *a = s->a;
 
     while (!atomic_load(&a->stop)) {
+        if (!atomic_load(&a->registered) && say_hello(a) != RF_OK)
+            break; /* stopping */
         rf_msg req = {.type = RF_MSG_LEASE_REQ}, rep = {0};
         rf_strlcpy(req.u.lease_req.agent_id, a->hello.agent_id, sizeof(req.u.lease_req.agent_id));
         req.u.lease_req.free_slots = 1;
@@ -283,7 +296,7 @@ slot_main(void *arg)
         case RF_MSG_REFUSED:
             rf_warn("lease request refused (%s: %s)", rep.u.refused.code, rep.u.refused.reason);
             if (strcmp(rep.u.refused.code, "unknown_agent") == 0)
-                say_hello(a);
+                atomic_store(&a->registered, false); /* HELLO again, then lease */
             else
                 nap(a, 1000);
             break;
@@ -417,6 +430,7 @@ main(int argc, char **argv)
     av_log_set_level(a.cfg.log_level && strcmp(a.cfg.log_level, "debug") == 0 ? AV_LOG_INFO
                                                                               : AV_LOG_ERROR);
     atomic_init(&a.stop, false);
+    atomic_init(&a.registered, false);
     atomic_init(&a.heartbeat_ms, 1000);
     pthread_mutex_init(&a.hello_mu, NULL);
 
@@ -448,11 +462,6 @@ main(int argc, char **argv)
         goto out;
     }
     rf_info("agent %s dialing %s", a.hello.agent_id, a.cfg.coordinator);
-    if (say_hello(&a) != RF_OK)
-        goto out;
-#ifdef RF_HAVE_SYSTEMD
-    sd_notify(0, "READY=1");
-#endif
 
     slots = calloc((size_t)a.cfg.slots, sizeof(*slots));
     if (!slots)
@@ -476,8 +485,25 @@ main(int argc, char **argv)
     sd_notify(0, "STOPPING=1");
 #endif
     atomic_store(&a.stop, true);
-    for (int i = 0; i < a.cfg.slots; i++)
+    /* Slots hand their units back within a frame; one blocked in a request
+     * to an absent coordinator is freed by closing the socket after a grace
+     * period. */
+    struct timespec grace;
+    clock_gettime(CLOCK_REALTIME, &grace);
+    if (atomic_load(&a.registered))
+        grace.tv_sec += 5; /* unregistered slots hold no units: no grace */
+    bool closed = false;
+    for (int i = 0; i < a.cfg.slots; i++) {
+        if (!closed && pthread_timedjoin_np(slots[i].thread, NULL, &grace) == 0)
+            continue;
+        if (!closed) {
+            nng_close(a.sock);
+            closed = true;
+        }
         pthread_join(slots[i].thread, NULL);
+    }
+    if (closed)
+        a.sock = (nng_socket)NNG_SOCKET_INITIALIZER;
     rc = 0;
 out:
     free(slots);
