@@ -108,6 +108,9 @@ server_start(server *sv, server_mode mode)
     assert_int_equal(nng_rep0_open(&sv->sock), 0);
     assert_int_equal(rf_net_socket_setup(sv->sock), RF_OK);
     assert_int_equal(nng_socket_set_ms(sv->sock, NNG_OPT_RECVTIMEO, 100), 0);
+    /* Every blocking call in these tests is bounded, so a slow machine can
+     * fail a test but never hang it. */
+    assert_int_equal(nng_socket_set_ms(sv->sock, NNG_OPT_SENDTIMEO, 2000), 0);
     assert_int_equal(nng_listen(sv->sock, "tcp://127.0.0.1:0", &l, 0), 0);
     assert_int_equal(nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa), 0);
     assert_int_equal(sa.s_family, NNG_AF_INET);
@@ -361,6 +364,7 @@ test_oversized_dropped(void **state)
     assert_int_equal(nng_req0_open(&raw), 0);
     assert_int_equal(nng_dial(raw, sv.url, NULL, 0), 0);
     assert_int_equal(nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 300), 0);
+    assert_int_equal(nng_socket_set_ms(raw, NNG_OPT_SENDTIMEO, 2000), 0);
     assert_int_equal(nng_send(raw, junk, big, 0), 0);
     assert_int_equal(nng_recv(raw, &buf, &len, NNG_FLAG_ALLOC), NNG_ETIMEDOUT);
     assert_int_equal(atomic_load(&sv.received), 0);
