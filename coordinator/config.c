@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 
 #include "rf_util.h"
 
-typedef enum opt_type { OPT_STR, OPT_INT, OPT_BOOL } opt_type;
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_DOUBLE } opt_type;
 
 typedef struct opt {
     const char *key;
@@ -34,6 +35,11 @@ typedef struct opt {
 #define INT(k, def, rel, lo, hi, help)                                                             \
     {                                                                                              \
 #k, OPT_INT, offsetof(rf_coord_config, k), sizeof(int64_t), def, rel, lo, hi, help         \
+    }
+/* Doubles: a non-negative finite number at most max. */
+#define DBL(k, def, rel, hi, help)                                                                 \
+    {                                                                                              \
+#k, OPT_DOUBLE, offsetof(rf_coord_config, k), sizeof(double), def, rel, 0, hi, help        \
     }
 #define BOOL(k, def, rel, help)                                                                    \
     {                                                                                              \
@@ -57,6 +63,32 @@ static const opt opts[] = {
     INT(csv_fetch_timeout_ms, "30000", true, 100, 600000, "timeout for CSV downloads"),
     STR(log_level, "info", true, "debug, info, warn or error"),
     BOOL(csv_url_allow_file, "true", true, "allow CSV from local paths and file:// URLs"),
+    STR(jwt_secret, "", false, "HS256 secret for bearer tokens (at least 32 bytes)"),
+    STR(jwt_secret_file, "", false, "file holding jwt_secret (overrides jwt_secret)"),
+    STR(jwt_issuer, "", true, "when set, tokens must carry this iss"),
+    STR(jwt_audience, "", true, "when set, tokens must carry this aud"),
+    INT(jwt_leeway_s, "30", true, 0, 300, "clock skew allowed on exp, nbf and iat"),
+    BOOL(auth_disabled, "false", false,
+         "no tokens: every request is tenant 'default' with every scope (tests only)"),
+    INT(rate_user_per_min, "60", true, 1, 1000000, "requests per minute per user"),
+    INT(rate_project_per_min, "300", true, 1, 1000000, "requests per minute per tenant"),
+    INT(idempotency_ttl_s, "86400", true, 60, 604800, "Idempotency-Key replay window"),
+    INT(idempotency_inflight_s, "120", true, 5, 3600,
+        "an unfinished first request of a key is abandoned after this"),
+    INT(deadline_min_ms, "60000", true, 1000, 60000,
+        "smallest processing_deadline_ms accepted (lower only for tests)"),
+    STR(cost_currency, "USD", true, "currency of cost figures"),
+    DBL(cost_output_min_720p, "0.01", true, 1000, "cost per rendered output minute, 720p"),
+    DBL(cost_output_min_1080p, "0.02", true, 1000, "cost per rendered output minute, 1080p"),
+    DBL(cost_output_min_4k, "0.06", true, 1000, "cost per rendered output minute, 4k"),
+    DBL(cost_cpu_min, "0.002", true, 1000, "cost per agent render minute on CPU encoders"),
+    DBL(cost_gpu_min, "0.01", true, 1000, "cost per agent render minute on GPU encoders"),
+    DBL(estimate_render_factor_720p, "0.5", true, 1000,
+        "dry-run guess without history: render s per output s, 720p"),
+    DBL(estimate_render_factor_1080p, "1.0", true, 1000,
+        "dry-run guess without history: render s per output s, 1080p"),
+    DBL(estimate_render_factor_4k, "4.0", true, 1000,
+        "dry-run guess without history: render s per output s, 4k"),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -107,6 +139,22 @@ apply(rf_coord_config *cfg, const opt *o, const char *value, char *err, size_t e
             return RF_EINVAL;
         }
         *(int64_t *)(void *)base = v;
+        return RF_OK;
+    }
+    case OPT_DOUBLE: {
+        char *end = NULL;
+        double v;
+        errno = 0;
+        v = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !isfinite(v)) {
+            rf_errf(err, err_len, "%s: '%s' is not a number", o->key, value);
+            return RF_EINVAL;
+        }
+        if (v < 0.0 || v > (double)o->max) {
+            rf_errf(err, err_len, "%s: %g is out of range 0..%lld", o->key, v, (long long)o->max);
+            return RF_EINVAL;
+        }
+        *(double *)(void *)base = v;
         return RF_OK;
     }
     case OPT_BOOL:
@@ -328,17 +376,69 @@ rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len)
     return RF_OK;
 }
 
+rf_err
+rf_config_load_secret(rf_coord_config *cfg, char *err, size_t err_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    rf_err rv;
+
+    if (cfg->jwt_secret_file[0] == '\0') {
+        return RF_OK;
+    }
+    rv = rf_read_file(cfg->jwt_secret_file, sizeof(cfg->jwt_secret) - 1, &text, &len);
+    if (rv != RF_OK) {
+        rf_errf(err, err_len, "cannot read jwt_secret_file %s: %s", cfg->jwt_secret_file,
+                rf_strerror(rv));
+        return rv == RF_ETOOBIG ? RF_ETOOBIG : RF_EIO;
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) {
+        text[--len] = '\0';
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        rf_errf(err, err_len, "jwt_secret_file %s contains a NUL byte", cfg->jwt_secret_file);
+        free(text);
+        return RF_EINVAL;
+    }
+    memcpy(cfg->jwt_secret, text, len + 1);
+    free(text);
+    return RF_OK;
+}
+
+rf_err
+rf_config_check_auth(const rf_coord_config *cfg, char *err, size_t err_len)
+{
+    if (cfg->auth_disabled) {
+        return RF_OK;
+    }
+    if (cfg->jwt_secret[0] == '\0') {
+        rf_errf(err, err_len,
+                "no jwt_secret: set jwt_secret or jwt_secret_file (at least 32 bytes), or "
+                "auth_disabled = true for a test setup without tokens");
+        return RF_EINVAL;
+    }
+    /* RFC 7518 3.2: an HS256 key must be at least as long as the hash. */
+    if (strlen(cfg->jwt_secret) < 32) {
+        rf_errf(err, err_len, "jwt_secret must be at least 32 bytes (it has %zu)",
+                strlen(cfg->jwt_secret));
+        return RF_EINVAL;
+    }
+    return RF_OK;
+}
+
 void
 rf_config_print_help(FILE *f)
 {
-    static const char *const type_names[] = {"string", "int", "bool"};
+    static const char *const type_names[] = {"string", "int", "bool", "double"};
 
-    fprintf(f, "usage: coordinator [--config FILE] [--KEY VALUE | --KEY=VALUE ...]\n\n"
+    fprintf(f, "usage: coordinator [--config FILE] [--KEY VALUE | --KEY=VALUE ...]\n"
+               "       coordinator mint-token [--sub USER] [--tenant T] [--scope \"S ...\"]\n"
+               "                              [--ttl SECONDS] [--config FILE] [--KEY VALUE ...]\n\n"
                "Keys may be written with dashes or underscores. A config file holds\n"
                "'key = value' lines; '#' starts a comment. Flags override the file.\n\n");
-    fprintf(f, "%-22s %-7s %-22s %-6s %s\n", "key", "type", "default", "reload", "description");
+    fprintf(f, "%-28s %-7s %-22s %-6s %s\n", "key", "type", "default", "reload", "description");
     for (size_t i = 0; i < N_OPTS; i++) {
-        fprintf(f, "%-22s %-7s %-22s %-6s %s\n", opts[i].key, type_names[opts[i].type], opts[i].def,
+        fprintf(f, "%-28s %-7s %-22s %-6s %s\n", opts[i].key, type_names[opts[i].type], opts[i].def,
                 opts[i].reloadable ? "yes" : "no", opts[i].help);
     }
 }

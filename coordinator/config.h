@@ -31,6 +31,37 @@ typedef struct rf_coord_config {
     int64_t csv_fetch_timeout_ms;
     char log_level[16];
     bool csv_url_allow_file; /* input_source "path" and file:// URLs may read local files */
+
+    /* Authentication (auth.h): HS256 bearer tokens. */
+    char jwt_secret[512];              /* at least 32 bytes unless auth_disabled */
+    char jwt_secret_file[RF_PATH_MAX]; /* read into jwt_secret by rf_config_load_secret */
+    char jwt_issuer[256];              /* required "iss" when set */
+    char jwt_audience[256];            /* required in "aud" when set */
+    int64_t jwt_leeway_s;              /* clock skew allowed on exp, nbf, iat */
+    bool auth_disabled;                /* every request is tenant "default" with all scopes */
+
+    /* Rate limits (ratelimit.h): token buckets refilled over one minute. */
+    int64_t rate_user_per_min;
+    int64_t rate_project_per_min;
+
+    /* Idempotency-Key records. */
+    int64_t idempotency_ttl_s;      /* a key replays for this long */
+    int64_t idempotency_inflight_s; /* an unfinished first request is abandoned after this */
+
+    int64_t deadline_min_ms; /* smallest processing_deadline_ms accepted (API: 60000) */
+
+    /* Cost model (docs/API.md): per output minute by resolution, plus per
+     * render minute on CPU or GPU; and the dry run's speed guess (render
+     * seconds per output second) when there is no history. */
+    char cost_currency[8];
+    double cost_output_min_720p;
+    double cost_output_min_1080p;
+    double cost_output_min_4k;
+    double cost_cpu_min;
+    double cost_gpu_min;
+    double estimate_render_factor_720p;
+    double estimate_render_factor_1080p;
+    double estimate_render_factor_4k;
 } rf_coord_config;
 
 /* Fills cfg with the table's defaults. */
@@ -55,6 +86,14 @@ rf_err rf_config_parse_args(rf_coord_config *cfg, int argc, char **argv, bool *h
 /* Makes bucket_root absolute (relative to the working directory) without
  * requiring it to exist, and strips trailing slashes. */
 rf_err rf_config_finalize(rf_coord_config *cfg, char *err, size_t err_len);
+
+/* When jwt_secret_file is set, reads it into jwt_secret (trailing newline
+ * removed). RF_EIO when it cannot be read, RF_ETOOBIG when it is too long. */
+rf_err rf_config_load_secret(rf_coord_config *cfg, char *err, size_t err_len);
+
+/* The daemon's auth precondition: a jwt_secret of at least 32 bytes unless
+ * auth_disabled. RF_EINVAL with a message otherwise. */
+rf_err rf_config_check_auth(const rf_coord_config *cfg, char *err, size_t err_len);
 
 /* Prints the table (key, type, default, reloadable, help) as usage text. */
 void rf_config_print_help(FILE *f);

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "custom_templates.h"
+#include "idempotency.h"
 #include "rf_log.h"
 #include "rf_util.h"
 #include "templates.h"
@@ -21,6 +23,8 @@
 #define DEFAULT_DURATION_S 300
 #define MAX_DURATION_S 3600
 #define REAP_BATCH 256
+#define DEADLINE_BATCH 64
+#define MAX_TO 8
 
 /* ---- pure helpers ---- */
 
@@ -115,22 +119,84 @@ static const char *const job_states[] = {"pending",   "running",    "pausing",
                                          "paused",    "completing", "completed",
                                          "canceling", "canceled",   "failed"};
 
-/* The user guide's state table as allowed transitions. pending may end at
- * once when a job has nothing to render; failed -> pending is retry. */
+/* Every move a job may make, by actions (pause, resume, cancel, retry) and
+ * by its units (leased, finished, requeued) or its deadline. pending may end
+ * at once when a job has nothing to render; failed -> pending is retry. */
 static const struct {
     const char *from;
-    const char *to[6];
+    const char *to[MAX_TO];
 } transitions[] = {
-    {"pending", {"running", "canceling", "canceled", "completed", "failed", NULL}},
-    {"running", {"pausing", "paused", "completing", "completed", "failed", "canceling"}},
-    {"pausing", {"paused", "canceling", "failed", NULL}},
-    {"paused", {"running", "canceling", "canceled", NULL}},
-    {"completing", {"completed", "failed", NULL}},
+    {"pending", {"running", "canceled", "completed", "failed", NULL}},
+    {"running",
+     {"pausing", "paused", "completing", "completed", "failed", "canceling", "canceled", NULL}},
+    {"pausing", {"paused", "completed", "failed", NULL}},
+    {"paused", {"running", "canceled", "failed", NULL}},
+    {"completing", {"running", "completed", "failed", NULL}},
     {"canceling", {"canceled", NULL}},
-    {"failed", {"pending", "canceling", "canceled", NULL}},
+    {"failed", {"pending", "canceled", NULL}},
     {"completed", {NULL}},
     {"canceled", {NULL}},
 };
+
+/* The user guide's "Actions Available" column, exactly. */
+#define ACT(a) (1u << (a))
+static const struct {
+    const char *state;
+    unsigned actions;
+    const char *text;
+} action_table[] = {
+    {"pending", ACT(RF_ACTION_CANCEL), "cancel"},
+    {"running", ACT(RF_ACTION_PAUSE) | ACT(RF_ACTION_CANCEL), "pause, cancel"},
+    {"pausing", 0, "none"},
+    {"paused", ACT(RF_ACTION_RESUME) | ACT(RF_ACTION_CANCEL), "resume, cancel"},
+    {"completing", 0, "none"},
+    {"completed", 0, "none (view results)"},
+    {"canceling", 0, "none"},
+    {"canceled", 0, "none"},
+    {"failed", ACT(RF_ACTION_RETRY) | ACT(RF_ACTION_CANCEL), "retry, cancel"},
+};
+
+static const char *const action_names[] = {"pause", "resume", "cancel", "retry"};
+
+const char *
+rf_job_action_name(rf_job_action a)
+{
+    return (unsigned)a < 4 ? action_names[a] : "?";
+}
+
+bool
+rf_job_action_parse(const char *name, rf_job_action *out)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        if (strcmp(action_names[i], name) == 0) {
+            *out = (rf_job_action)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+rf_job_action_allowed(const char *state, rf_job_action a)
+{
+    for (size_t i = 0; i < sizeof(action_table) / sizeof(action_table[0]); i++) {
+        if (strcmp(action_table[i].state, state) == 0) {
+            return (unsigned)a < 4 && (action_table[i].actions & ACT(a)) != 0;
+        }
+    }
+    return false;
+}
+
+const char *
+rf_job_actions_text(const char *state)
+{
+    for (size_t i = 0; i < sizeof(action_table) / sizeof(action_table[0]); i++) {
+        if (strcmp(action_table[i].state, state) == 0) {
+            return action_table[i].text;
+        }
+    }
+    return "none";
+}
 
 bool
 rf_job_state_valid(const char *state)
@@ -157,7 +223,7 @@ rf_job_transition_allowed(const char *from, const char *to)
         if (strcmp(transitions[i].from, from) != 0) {
             continue;
         }
-        for (size_t j = 0; j < 6 && transitions[i].to[j] != NULL; j++) {
+        for (size_t j = 0; j < MAX_TO && transitions[i].to[j] != NULL; j++) {
             if (strcmp(transitions[i].to[j], to) == 0) {
                 return true;
             }
@@ -215,6 +281,9 @@ job_set_state(rf_store *st, rf_job_rec *job, const char *to, const char *reason,
     }
     if (rf_job_state_terminal(to)) {
         job->finished_at = now_ms;
+        job->permille = 1000;
+    } else {
+        job->finished_at = 0; /* retry leaves failed */
     }
     copy_str(job->error_code, error_code, sizeof(job->error_code));
     copy_str(job->error_message, error_message, sizeof(job->error_message));
@@ -240,33 +309,95 @@ job_set_state(rf_store *st, rf_job_rec *job, const char *to, const char *reason,
     return rv;
 }
 
-/* Ends a pending or running job once every item is terminal. */
+/* percent_complete x 10 from frames: 1000 once the job has ended. */
+static int
+permille_of(const char *state, uint64_t done, uint64_t total)
+{
+    if (rf_job_state_terminal(state)) {
+        return 1000;
+    }
+    if (total == 0) {
+        return 0;
+    }
+    return (int)llround(1000.0 * (double)(done < total ? done : total) / (double)total);
+}
+
+/* Moves a job along after its units or items changed, and keeps its stored
+ * progress (permille, updated_at: the list's sort keys) in step:
+ *   canceling  -> canceled   when no unit is in flight;
+ *   pending, running, pausing, completing -> completed / failed when every
+ *              item is terminal;
+ *   pausing    -> paused     when no unit is in flight;
+ *   running    -> completing when nothing is queued and units are in flight;
+ *   completing -> running    when a unit went back to the queue. */
 static rf_err
 job_refresh(rf_store *st, const char *job_id, int64_t now_ms)
 {
     rf_job_rec job;
     rf_item_counts c;
+    rf_unit_counts u;
+    uint64_t done = 0, total = 0;
+    const char *s;
+    int permille;
     rf_err rv = rf_store_job_get(st, job_id, &job);
 
     if (rv != RF_OK) {
         return rv;
     }
-    if (strcmp(job.state, "pending") != 0 && strcmp(job.state, "running") != 0) {
+    s = job.state;
+    if (rf_job_state_terminal(s)) {
         goto out;
     }
     rv = rf_store_job_item_counts(st, job_id, &c);
-    if (rv != RF_OK || c.pending + c.processing > 0) {
+    if (rv == RF_OK) {
+        rv = rf_store_job_unit_counts(st, job_id, &u);
+    }
+    if (rv == RF_OK) {
+        rv = rf_store_job_frames(st, job_id, &done, &total);
+    }
+    if (rv != RF_OK) {
         goto out;
     }
-    if (c.completed > 0 || c.skipped == c.total) {
-        char reason[128];
-        snprintf(reason, sizeof(reason), "all items finished: %u completed, %u failed, %u skipped",
-                 c.completed, c.failed, c.skipped);
-        rv = job_set_state(st, &job, "completed", reason, NULL, NULL, now_ms);
-    } else {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "all %u items failed", c.failed);
-        rv = job_set_state(st, &job, "failed", msg, "all_items_failed", msg, now_ms);
+    permille = permille_of(s, done, total);
+    if (strcmp(s, "canceling") == 0) {
+        if (u.leased == 0) {
+            job.permille = permille;
+            rv = job_set_state(st, &job, "canceled", "no unit is in flight any more", NULL, NULL,
+                               now_ms);
+            goto out;
+        }
+    } else if (c.pending + c.processing == 0 && strcmp(s, "paused") != 0) {
+        if (c.completed > 0 || c.skipped == c.total) {
+            char reason[128];
+            snprintf(reason, sizeof(reason),
+                     "all items finished: %u completed, %u failed, %u skipped", c.completed,
+                     c.failed, c.skipped);
+            rv = job_set_state(st, &job, "completed", reason, NULL, NULL, now_ms);
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "all %u items failed", c.failed);
+            rv = job_set_state(st, &job, "failed", msg, "all_items_failed", msg, now_ms);
+        }
+        goto out;
+    } else if (strcmp(s, "pausing") == 0 && u.leased == 0) {
+        job.permille = permille;
+        rv = job_set_state(st, &job, "paused", "every in-flight unit has finished", NULL, NULL,
+                           now_ms);
+        goto out;
+    } else if (strcmp(s, "running") == 0 && u.queued == 0 && u.leased > 0) {
+        job.permille = permille;
+        rv = job_set_state(st, &job, "completing",
+                           "every unit has been dispatched; the last ones are in flight", NULL,
+                           NULL, now_ms);
+        goto out;
+    } else if (strcmp(s, "completing") == 0 && u.queued > 0) {
+        job.permille = permille;
+        rv =
+            job_set_state(st, &job, "running", "a unit went back to the queue", NULL, NULL, now_ms);
+        goto out;
+    }
+    if (permille != job.permille) {
+        rv = rf_store_job_set_progress(st, job_id, permille, now_ms);
     }
 out:
     rf_job_rec_clear(&job);
@@ -282,8 +413,8 @@ item_refresh(rf_store *st, const char *item_id, int64_t now_ms)
     rf_item_rec item;
     rf_unit_rec *units = NULL;
     size_t n = 0;
-    const rf_unit_rec *failed = NULL;
-    size_t completed = 0, active = 0;
+    const rf_unit_rec *failed = NULL, *canceled = NULL;
+    size_t completed = 0, leased = 0, queued = 0;
     const char *state;
     rf_err rv = rf_store_item_get(st, item_id, &item);
 
@@ -298,23 +429,31 @@ item_refresh(rf_store *st, const char *item_id, int64_t now_ms)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(units[i].state, "failed") == 0 && failed == NULL) {
+        const char *us = units[i].state;
+        if (strcmp(us, "failed") == 0 && failed == NULL) {
             failed = &units[i];
-        } else if (strcmp(units[i].state, "completed") == 0) {
+        } else if (strcmp(us, "completed") == 0) {
             completed++;
-        }
-        if (strcmp(units[i].state, "leased") == 0 || strcmp(units[i].state, "completed") == 0) {
-            active++;
+        } else if (strcmp(us, "leased") == 0) {
+            leased++;
+        } else if (strcmp(us, "queued") == 0) {
+            queued++;
+        } else if (strcmp(us, "canceled") == 0 && canceled == NULL) {
+            canceled = &units[i];
         }
     }
     if (failed != NULL) {
         state = "failed";
     } else if (n > 0 && completed == n) {
         state = "completed";
-    } else if (active > 0) {
+    } else if (leased > 0 || (queued > 0 && completed > 0)) {
         state = "processing";
-    } else {
+    } else if (queued > 0 || n == 0) {
         state = "pending";
+    } else {
+        /* Nothing left to render: the rest was canceled (job canceled, or
+         * its deadline passed before these renditions started). */
+        state = "skipped";
     }
     if (strcmp(state, item.state) == 0) {
         goto out;
@@ -324,6 +463,14 @@ item_refresh(rf_store *st, const char *item_id, int64_t now_ms)
     if (failed != NULL) {
         copy_str(item.error_code, failed->error_code, sizeof(item.error_code));
         copy_str(item.error_message, failed->error_message, sizeof(item.error_message));
+    } else if (strcmp(state, "skipped") == 0 && canceled != NULL) {
+        copy_str(item.error_code,
+                 canceled->error_code[0] != '\0' ? canceled->error_code : "canceled",
+                 sizeof(item.error_code));
+        copy_str(item.error_message,
+                 canceled->error_message[0] != '\0' ? canceled->error_message
+                                                    : "the item was canceled before it rendered",
+                 sizeof(item.error_message));
     }
     rv = rf_store_item_update_state(st, &item);
     if (rv != RF_OK) {
@@ -693,12 +840,27 @@ rf_err
 rf_jobs_create(rf_store *st, const rf_coord_config *cfg, const rf_job_spec *spec,
                const rf_rows *rows, int64_t now_ms, char job_id[RF_ID_MAX])
 {
+    rf_job_owner owner = {"default", NULL};
+
+    return rf_jobs_create_as(st, cfg, &owner, spec, rows, NULL, now_ms, job_id);
+}
+
+rf_err
+rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *owner,
+                  const rf_job_spec *spec, const rf_rows *rows, const char *idem_key,
+                  int64_t now_ms, char job_id[RF_ID_MAX])
+{
     rf_job_rec job;
     rf_err rv;
 
     memset(&job, 0, sizeof(job));
     rf_new_id("job_", job.id, sizeof(job.id));
-    copy_str(job.tenant, "default", sizeof(job.tenant));
+    copy_str(job.tenant,
+             owner != NULL && owner->tenant != NULL && owner->tenant[0] != '\0' ? owner->tenant
+                                                                                : "default",
+             sizeof(job.tenant));
+    copy_str(job.created_by, owner != NULL ? owner->created_by : NULL, sizeof(job.created_by));
+    job.template_json = spec->template_json;
     copy_str(job.title, spec->title, sizeof(job.title));
     job.priority = spec->priority;
     copy_str(job.state, "pending", sizeof(job.state));
@@ -713,6 +875,7 @@ rf_jobs_create(rf_store *st, const rf_coord_config *cfg, const rf_job_spec *spec
     copy_str(job.output_bucket, spec->output_bucket, sizeof(job.output_bucket));
     copy_str(job.template_id, spec->template_id, sizeof(job.template_id));
     job.processing_deadline_ms = spec->processing_deadline_ms;
+    job.deadline_at = spec->processing_deadline_ms > 0 ? now_ms + spec->processing_deadline_ms : 0;
     copy_str(job.callback_url, spec->callback_url, sizeof(job.callback_url));
     job.created_at = now_ms;
     job.updated_at = now_ms;
@@ -734,6 +897,9 @@ rf_jobs_create(rf_store *st, const rf_coord_config *cfg, const rf_job_spec *spec
     if (rv == RF_OK) {
         rv = job_refresh(st, job.id, now_ms); /* nothing to render: ends now */
     }
+    if (rv == RF_OK && idem_key != NULL) {
+        rv = rf_idem_attach_job(st, job.tenant, idem_key, job.id, now_ms);
+    }
     if (rv != RF_OK) {
         rf_store_rollback(st);
         return rv;
@@ -741,7 +907,98 @@ rf_jobs_create(rf_store *st, const rf_coord_config *cfg, const rf_job_spec *spec
     rv = rf_store_commit(st);
     if (rv == RF_OK) {
         copy_str(job_id, job.id, RF_ID_MAX);
-        rf_info("job %s created: '%s', %zu rows", job.id, job.title, rows->n);
+        rf_info("job %s created for tenant %s by %s: '%s', %zu rows", job.id, job.tenant,
+                job.created_by[0] != '\0' ? job.created_by : "-", job.title, rows->n);
+    }
+    return rv;
+}
+
+rf_err
+rf_jobs_tenant(rf_store *st, const char *job_id, char tenant[RF_NAME_MAX])
+{
+    rf_job_rec job;
+    rf_err rv = rf_store_begin(st);
+
+    tenant[0] = '\0';
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &job);
+    rf_store_rollback(st); /* read only */
+    if (rv == RF_OK) {
+        copy_str(tenant, job.tenant, RF_NAME_MAX);
+    }
+    rf_job_rec_clear(&job);
+    return rv;
+}
+
+/* ---- dry run ---- */
+
+void
+rf_dry_run_clear(rf_dry_run *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    free(d->rows);
+    memset(d, 0, sizeof(*d));
+}
+
+rf_err
+rf_jobs_dry_run(const rf_coord_config *cfg, const rf_job_spec *spec, const rf_rows *rows,
+                rf_dry_run *out)
+{
+    rf_err rv = RF_OK;
+
+    memset(out, 0, sizeof(*out));
+    out->rows = calloc(rows->n > 0 ? rows->n : 1, sizeof(*out->rows));
+    if (out->rows == NULL) {
+        return RF_ENOMEM;
+    }
+    for (size_t i = 0; i < rows->n; i++) {
+        rf_row_report *r = &out->rows[i];
+        const rf_row *row = &rows->rows[i];
+        row_plan plan;
+
+        rv = plan_row(row, &plan);
+        if (rv != RF_OK) {
+            json_decref(plan.data);
+            break;
+        }
+        r->row_number = row->row_number;
+        out->n_rows++;
+        if (plan.skipped) {
+            r->status = "skipped";
+            out->skipped_rows++;
+        } else if (plan.error[0] != '\0') {
+            r->status = "invalid";
+            copy_str(r->error, plan.error, sizeof(r->error));
+            out->invalid_rows++;
+        } else {
+            uint32_t frames =
+                (uint32_t)(((uint64_t)plan.duration_s * 1000u * (uint64_t)cfg->fps + 500) / 1000);
+            r->status = "valid";
+            r->renditions = (uint32_t)plan.n_shapes;
+            r->duration_s = plan.duration_s;
+            out->valid_rows++;
+            out->renditions += plan.n_shapes;
+            out->output_ms += (uint64_t)plan.n_shapes * plan.duration_s * 1000u;
+            out->frames += (uint64_t)plan.n_shapes * frames;
+            /* Advice that does not make the row fail. */
+            if (json_object_get(plan.data, "duration_seconds") == NULL) {
+                snprintf(r->warning, sizeof(r->warning),
+                         "duration_seconds is missing: the default of %d s applies",
+                         DEFAULT_DURATION_S);
+            } else if (json_object_get(plan.data, "description") == NULL) {
+                snprintf(r->warning, sizeof(r->warning),
+                         "description is empty (recommended for the title card)");
+            }
+        }
+        json_decref(plan.data);
+    }
+    (void)spec;
+    if (rv != RF_OK) {
+        rf_dry_run_clear(out);
     }
     return rv;
 }
@@ -758,11 +1015,58 @@ rf_job_view_clear(rf_job_view *v)
     memset(v, 0, sizeof(*v));
 }
 
+void
+rf_job_views_free(rf_job_view *v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rf_job_view_clear(&v[i]);
+    }
+    free(v);
+}
+
+/* Fills the derived part of a view whose job record is loaded. Inside a
+ * transaction. */
+static rf_err
+fill_view(rf_store *st, int64_t now_ms, rf_job_view *out)
+{
+    rf_err rv = rf_store_job_item_counts(st, out->job.id, &out->items);
+    double pct;
+
+    if (rv == RF_OK) {
+        rv = rf_store_job_frames(st, out->job.id, &out->frames_done, &out->frames_total);
+    }
+    if (rv != RF_OK) {
+        return rv;
+    }
+    /* The same rounding as the stored sort key, so lists and reads agree. */
+    pct = permille_of(out->job.state, out->frames_done, out->frames_total) / 10.0;
+    out->percent_complete = pct;
+    if (out->job.started_at > 0) {
+        int64_t end = out->job.finished_at > 0 ? out->job.finished_at : now_ms;
+        out->processing_time_ms = end > out->job.started_at ? end - out->job.started_at : 0;
+    }
+    /* ETA from the measured throughput: frames done (completed and in-flight
+     * units) per millisecond since the job started, applied to the frames
+     * that remain. Unknown before the first frame and while paused. */
+    out->eta_ms = -1;
+    if (rf_job_state_terminal(out->job.state)) {
+        out->eta_ms = 0;
+    } else if (strcmp(out->job.state, "paused") != 0 && strcmp(out->job.state, "pausing") != 0 &&
+               out->job.started_at > 0 && out->frames_done > 0 &&
+               out->frames_done < out->frames_total && out->processing_time_ms > 0) {
+        double rate = (double)out->frames_done / (double)out->processing_time_ms;
+        out->eta_ms = (int64_t)((double)(out->frames_total - out->frames_done) / rate);
+    }
+    return RF_OK;
+}
+
 rf_err
 rf_jobs_get(rf_store *st, const char *job_id, int64_t now_ms, rf_job_view *out)
 {
     rf_err rv;
-    double pct = 0.0;
 
     memset(out, 0, sizeof(*out));
     rv = rf_store_begin(st);
@@ -771,32 +1075,84 @@ rf_jobs_get(rf_store *st, const char *job_id, int64_t now_ms, rf_job_view *out)
     }
     rv = rf_store_job_get(st, job_id, &out->job);
     if (rv == RF_OK) {
-        rv = rf_store_job_item_counts(st, job_id, &out->items);
-    }
-    if (rv == RF_OK) {
-        rv = rf_store_job_frames(st, job_id, &out->frames_done, &out->frames_total);
+        rv = fill_view(st, now_ms, out);
     }
     rf_store_rollback(st); /* read only */
     if (rv != RF_OK) {
         rf_job_view_clear(out);
         return rv;
     }
-    if (rf_job_state_terminal(out->job.state)) {
-        pct = 100.0;
-    } else if (out->frames_total > 0) {
-        pct = 100.0 * (double)out->frames_done / (double)out->frames_total;
+    return RF_OK;
+}
+
+int64_t
+rf_job_sort_key(const rf_job_rec *job, rf_job_sort sort)
+{
+    switch (sort) {
+    case RF_JOB_SORT_UPDATED_AT:
+        return job->updated_at;
+    case RF_JOB_SORT_PERCENT:
+        return job->permille;
+    case RF_JOB_SORT_CREATED_AT:
+        break;
     }
-    out->percent_complete = round(pct * 10.0) / 10.0;
-    if (out->job.started_at > 0) {
-        int64_t end = out->job.finished_at > 0 ? out->job.finished_at : now_ms;
-        out->processing_time_ms = end > out->job.started_at ? end - out->job.started_at : 0;
+    return job->created_at;
+}
+
+rf_err
+rf_jobs_list(rf_store *st, const rf_job_query *q, int64_t now_ms, rf_job_view **out, size_t *n,
+             bool *more, uint64_t *total)
+{
+    rf_job_query q1 = *q;
+    rf_job_rec *recs = NULL;
+    size_t n_recs = 0, done = 0;
+    rf_job_view *views = NULL;
+    rf_err rv;
+
+    *out = NULL;
+    *n = 0;
+    *more = false;
+    *total = 0;
+    q1.limit = q->limit + 1;
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
     }
-    out->eta_ms = -1;
-    if (rf_job_state_terminal(out->job.state)) {
-        out->eta_ms = 0;
-    } else if (out->job.started_at > 0 && pct > 0.0 && pct < 100.0) {
-        out->eta_ms = (int64_t)((double)out->processing_time_ms * (100.0 - pct) / pct);
+    rv = rf_store_jobs_list(st, &q1, &recs, &n_recs);
+    if (rv == RF_OK) {
+        rv = rf_store_jobs_count(st, q->tenant, q->state, total);
     }
+    if (rv != RF_OK) {
+        goto out;
+    }
+    if (n_recs > q->limit) {
+        *more = true;
+    }
+    views = calloc(n_recs > 0 ? n_recs : 1, sizeof(*views));
+    if (views == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    for (; done < n_recs && done < q->limit; done++) {
+        views[done].job = recs[done];
+        memset(&recs[done], 0, sizeof(recs[done])); /* moved */
+        rv = fill_view(st, now_ms, &views[done]);
+        if (rv != RF_OK) {
+            done++;
+            goto out;
+        }
+    }
+out:
+    rf_store_rollback(st); /* read only */
+    rf_job_recs_free(recs, n_recs);
+    if (rv != RF_OK) {
+        rf_job_views_free(views, done);
+        *more = false;
+        *total = 0;
+        return rv;
+    }
+    *out = views;
+    *n = done;
     return RF_OK;
 }
 
@@ -943,6 +1299,34 @@ json_str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* The template a job renders with: its custom snapshot, or the built-in
+ * (tpl_standard when the id is unknown). */
+static rf_err
+resolve_template(const rf_job_rec *job, rf_resolved_template *out)
+{
+    const rf_template *b;
+
+    if (job->template_json != NULL && job->template_json[0] != '\0') {
+        return rf_ctpl_load_resolved(job->template_json, out);
+    }
+    b = rf_template_find(job->template_id);
+    if (b == NULL) {
+        b = rf_template_find("tpl_standard");
+    }
+    memset(out, 0, sizeof(*out));
+    copy_str(out->style, b->style, sizeof(out->style));
+    copy_str(out->voice, b->voice, sizeof(out->voice));
+    copy_str(out->font_family, b->font_family, sizeof(out->font_family));
+    copy_str(out->logo_position, b->logo_position, sizeof(out->logo_position));
+    copy_str(out->background_music, b->background_music, sizeof(out->background_music));
+    for (size_t i = 0; i < 3 && b->colors[i] != NULL; i++) {
+        copy_str(out->colors[out->n_colors++], b->colors[i], 8);
+    }
+    out->voice_speed = b->voice_speed;
+    out->voice_pitch = b->voice_pitch;
+    return RF_OK;
+}
+
 /* Fills the wire unit from the job, item, unit and template: row values
  * override the job's overrides, which override the template. RF_EINVAL when
  * stored data does not fit the wire limits (it was validated at ingest, so
@@ -952,14 +1336,15 @@ build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec 
            const rf_unit_rec *u, rf_unit *out)
 {
     json_t *data = NULL, *ov = NULL;
-    const rf_template *tpl = rf_template_find(job->template_id);
+    rf_resolved_template tpl;
     const json_t *colors;
     const char *s;
     rf_err rv = RF_OK;
 
     memset(out, 0, sizeof(*out));
-    if (tpl == NULL) {
-        tpl = rf_template_find("tpl_standard");
+    rv = resolve_template(job, &tpl);
+    if (rv != RF_OK) {
+        goto out;
     }
     data = json_loads(item->data_json, 0, NULL);
     ov = json_loads(job->overrides_json, 0, NULL);
@@ -1005,21 +1390,21 @@ build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec 
         rv = RF_EINVAL;
         goto out;
     }
-    copy_str(out->template_id, tpl->id, sizeof(out->template_id));
+    copy_str(out->template_id, job->template_id, sizeof(out->template_id));
     s = json_str(data, "style_override");
     if (s == NULL) {
         s = json_str(ov, "style");
     }
-    copy_str(out->style, s != NULL ? s : tpl->style, sizeof(out->style));
+    copy_str(out->style, s != NULL ? s : tpl.style, sizeof(out->style));
     s = json_str(data, "voice_preference");
     if (s == NULL) {
         s = json_str(ov, "voice");
     }
-    copy_str(out->voice, s != NULL ? s : tpl->voice, sizeof(out->voice));
+    copy_str(out->voice, s != NULL ? s : tpl.voice, sizeof(out->voice));
     s = json_str(ov, "font_family");
-    copy_str(out->font_family, s != NULL ? s : tpl->font_family, sizeof(out->font_family));
+    copy_str(out->font_family, s != NULL ? s : tpl.font_family, sizeof(out->font_family));
     s = json_str(ov, "logo_position");
-    copy_str(out->logo_position, s != NULL ? s : tpl->logo_position, sizeof(out->logo_position));
+    copy_str(out->logo_position, s != NULL ? s : tpl.logo_position, sizeof(out->logo_position));
     colors = json_object_get(ov, "colors");
     if (json_is_array(colors) && json_array_size(colors) > 0) {
         for (size_t i = 0; i < json_array_size(colors) && i < RF_MAX_COLORS; i++) {
@@ -1027,13 +1412,13 @@ build_unit(const rf_coord_config *cfg, const rf_job_rec *job, const rf_item_rec 
             out->n_colors++;
         }
     } else {
-        for (size_t i = 0; i < 3 && tpl->colors[i] != NULL; i++) {
-            copy_str(out->colors[i], tpl->colors[i], 8);
+        for (size_t i = 0; i < tpl.n_colors && i < RF_MAX_COLORS; i++) {
+            copy_str(out->colors[i], tpl.colors[i], 8);
             out->n_colors++;
         }
     }
-    out->voice_speed = tpl->voice_speed;
-    out->voice_pitch = tpl->voice_pitch;
+    out->voice_speed = tpl.voice_speed;
+    out->voice_pitch = tpl.voice_pitch;
     if (json_is_number(json_object_get(ov, "voice_speed"))) {
         double v = json_number_value(json_object_get(ov, "voice_speed"));
         out->voice_speed = v >= 0.5 && v <= 2.0 ? v : out->voice_speed;
@@ -1088,6 +1473,33 @@ unit_requeue(rf_store *st, rf_unit_rec *u, int64_t now_ms)
     rv = rf_store_unit_update(st, u);
     if (rv == RF_OK) {
         rv = item_refresh(st, u->item_id, now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = job_refresh(st, u->job_id, now_ms);
+    }
+    return rv;
+}
+
+/* Cancels a queued or leased unit (a leased one keeps its lease id, so that
+ * the agent's next report is answered "canceled"). Item and job follow
+ * unless refresh is false (the caller refreshes once for many units). */
+static rf_err
+unit_cancel(rf_store *st, rf_unit_rec *u, const char *code, const char *msg, bool refresh,
+            int64_t now_ms)
+{
+    rf_err rv;
+
+    copy_str(u->state, "canceled", sizeof(u->state));
+    copy_str(u->error_code, code, sizeof(u->error_code));
+    copy_str(u->error_message, msg, sizeof(u->error_message));
+    u->lease_expires_at = 0;
+    u->updated_at = now_ms;
+    rv = rf_store_unit_update(st, u);
+    if (rv == RF_OK && refresh) {
+        rv = item_refresh(st, u->item_id, now_ms);
+    }
+    if (rv == RF_OK && refresh) {
+        rv = job_refresh(st, u->job_id, now_ms);
     }
     return rv;
 }
@@ -1156,6 +1568,9 @@ rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, in
                     rv =
                         job_set_state(st, &job, "running", "first unit leased", NULL, NULL, now_ms);
                 }
+                if (rv == RF_OK) {
+                    rv = job_refresh(st, u.job_id, now_ms); /* running -> completing? */
+                }
                 *leased = rv == RF_OK;
                 if (*leased) {
                     rf_info("lease %s: unit %s (job %s row %u %s %ux%u, attempt %u) -> agent %s, "
@@ -1187,15 +1602,24 @@ out:
 }
 
 /* Loads the unit of a report and checks the report's lease against it.
- * Inside a transaction. oc->verdict != OK means refuse. */
+ * Inside a transaction. oc->verdict != OK means refuse; *revoke then says
+ * that the unit is still leased to this agent and must be canceled now (its
+ * job was canceled or ended: the agent is being told to stop). A heartbeat
+ * of a canceling job is refused so that the agent stops; its COMPLETE or
+ * FAIL is accepted (work that finished is kept). job_state gets the job's
+ * state. */
 static rf_err
 check_lease(rf_store *st, const char *unit_id, const char *lease_id, const char *agent_id,
-            rf_unit_rec *u, rf_outcome *oc)
+            bool heartbeat, rf_unit_rec *u, char job_state[RF_NAME_MAX], rf_outcome *oc,
+            bool *revoke)
 {
     rf_job_rec job;
+    bool mine;
     rf_err rv;
 
     memset(oc, 0, sizeof(*oc));
+    *revoke = false;
+    job_state[0] = '\0';
     rv = rf_store_unit_get(st, unit_id, u);
     if (rv == RF_ENOTFOUND) {
         refuse(oc, RF_VERDICT_STALE, "unknown unit %s", unit_id);
@@ -1208,9 +1632,14 @@ check_lease(rf_store *st, const char *unit_id, const char *lease_id, const char 
     if (rv != RF_OK) {
         return rv;
     }
-    if ((strcmp(job.state, "canceling") == 0 || strcmp(job.state, "canceled") == 0) &&
-        (strcmp(u->lease_id, lease_id) == 0 || strcmp(u->state, "canceled") == 0)) {
-        refuse(oc, RF_VERDICT_CANCELED, "job %s was canceled", job.id);
+    copy_str(job_state, job.state, RF_NAME_MAX);
+    mine = strcmp(u->lease_id, lease_id) == 0 &&
+           (agent_id[0] == '\0' || strcmp(u->agent_id, agent_id) == 0);
+    if (mine &&
+        (strcmp(u->state, "canceled") == 0 ||
+         (strcmp(u->state, "failed") == 0 && strcmp(u->error_code, "deadline_exceeded") == 0))) {
+        refuse(oc, RF_VERDICT_CANCELED, "unit %s was stopped: %s", u->id,
+               u->error_message[0] != '\0' ? u->error_message : "job canceled");
     } else if (strcmp(u->state, "leased") != 0) {
         refuse(oc, RF_VERDICT_STALE, "unit %s is %s; lease %s is no longer valid", u->id, u->state,
                lease_id);
@@ -1219,6 +1648,11 @@ check_lease(rf_store *st, const char *unit_id, const char *lease_id, const char 
                u->id);
     } else if (agent_id[0] != '\0' && strcmp(u->agent_id, agent_id) != 0) {
         refuse(oc, RF_VERDICT_STALE, "unit %s is leased to another agent", u->id);
+    } else if (rf_job_state_terminal(job.state) ||
+               (heartbeat && strcmp(job.state, "canceling") == 0)) {
+        refuse(oc, RF_VERDICT_CANCELED, "job %s was %s", job.id,
+               strcmp(job.state, "canceling") == 0 ? "canceled" : job.state);
+        *revoke = true;
     }
     rf_job_rec_clear(&job);
     return RF_OK;
@@ -1232,13 +1666,15 @@ log_refusal(const char *what, const char *agent_id, const char *unit_id, const r
 
 /* Opens the transaction a lease-fenced report (progress, complete, fail)
  * runs in: records that the agent was heard from and checks the lease. On
- * an error or a refusal the transaction is rolled back and *proceed is
- * false; otherwise the caller goes on inside it with the unit in *u. */
+ * an error or a refusal *proceed is false and the transaction is over
+ * (rolled back, or committed when the refusal revoked the unit); otherwise
+ * the caller goes on inside it with the unit in *u and its job's state. */
 static rf_err
 begin_fenced(rf_store *st, const char *what, const char *agent_id, const char *unit_id,
-             const char *lease_id, int64_t now_ms, rf_unit_rec *u, rf_outcome *oc, bool *proceed)
+             const char *lease_id, int64_t now_ms, rf_unit_rec *u, char job_state[RF_NAME_MAX],
+             rf_outcome *oc, bool *proceed)
 {
-    bool known = false;
+    bool known = false, revoke = false;
     rf_err rv;
 
     *proceed = false;
@@ -1248,7 +1684,18 @@ begin_fenced(rf_store *st, const char *what, const char *agent_id, const char *u
     }
     rv = rf_store_agent_touch(st, agent_id, now_ms, &known);
     if (rv == RF_OK) {
-        rv = check_lease(st, unit_id, lease_id, agent_id, u, oc);
+        rv = check_lease(st, unit_id, lease_id, agent_id, strcmp(what, "progress") == 0, u,
+                         job_state, oc, &revoke);
+    }
+    if (rv == RF_OK && revoke) {
+        rv = unit_cancel(st, u, "canceled", "the job was canceled while this unit rendered", true,
+                         now_ms);
+        if (rv == RF_OK) {
+            log_refusal(what, agent_id, unit_id, oc);
+            rf_info("unit %s (job %s) revoked: agent %s was told to stop", u->id, u->job_id,
+                    agent_id);
+            return rf_store_commit(st);
+        }
     }
     if (rv != RF_OK || oc->verdict != RF_VERDICT_OK) {
         rf_store_rollback(st);
@@ -1266,12 +1713,13 @@ rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p,
                  uint64_t *expires_ms, rf_outcome *oc)
 {
     rf_unit_rec u;
+    char job_state[RF_NAME_MAX];
     bool proceed = false;
     rf_err rv;
 
     *expires_ms = 0;
-    rv = begin_fenced(st, "progress", p->agent_id, p->unit_id, p->lease_id, now_ms, &u, oc,
-                      &proceed);
+    rv = begin_fenced(st, "progress", p->agent_id, p->unit_id, p->lease_id, now_ms, &u, job_state,
+                      oc, &proceed);
     if (!proceed) {
         return rv;
     }
@@ -1282,6 +1730,9 @@ rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p,
     u.lease_expires_at = now_ms + cfg->lease_ttl_ms;
     u.updated_at = now_ms;
     rv = rf_store_unit_update(st, &u);
+    if (rv == RF_OK) {
+        rv = job_refresh(st, u.job_id, now_ms); /* the stored progress */
+    }
     if (rv != RF_OK) {
         rf_store_rollback(st);
         return rv;
@@ -1312,13 +1763,14 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
                  rf_outcome *oc)
 {
     rf_unit_rec u;
+    char job_state[RF_NAME_MAX];
     bool proceed = false;
     const char *path;
     char problem[RF_ERRMSG_MAX] = "";
     rf_err rv;
 
-    rv = begin_fenced(st, "complete", c->agent_id, c->unit_id, c->lease_id, now_ms, &u, oc,
-                      &proceed);
+    rv = begin_fenced(st, "complete", c->agent_id, c->unit_id, c->lease_id, now_ms, &u, job_state,
+                      oc, &proceed);
     if (!proceed) {
         return rv;
     }
@@ -1375,14 +1827,20 @@ rf_jobs_fail(rf_store *st, const rf_coord_config *cfg, const rf_fail *f, int64_t
              rf_outcome *oc)
 {
     rf_unit_rec u;
+    char job_state[RF_NAME_MAX];
     bool proceed = false;
     rf_err rv;
 
-    rv = begin_fenced(st, "fail", f->agent_id, f->unit_id, f->lease_id, now_ms, &u, oc, &proceed);
+    rv = begin_fenced(st, "fail", f->agent_id, f->unit_id, f->lease_id, now_ms, &u, job_state, oc,
+                      &proceed);
     if (!proceed) {
         return rv;
     }
-    if (f->retryable && u.attempts < (uint32_t)cfg->max_attempts) {
+    if (strcmp(job_state, "canceling") == 0) {
+        /* Nobody wants it any more: no retry. */
+        rv = unit_cancel(st, &u, "canceled", "the job was canceled while this unit rendered", true,
+                         now_ms);
+    } else if (f->retryable && u.attempts < (uint32_t)cfg->max_attempts) {
         /* keep the last error for the videos listing while it waits */
         copy_str(u.error_code, f->error_code, sizeof(u.error_code));
         copy_str(u.error_message, f->error_message, sizeof(u.error_message));
@@ -1428,6 +1886,7 @@ rf_jobs_reap(rf_store *st, const rf_coord_config *cfg, int64_t now_ms, size_t *r
     rv = rf_store_units_expired(st, now_ms, REAP_BATCH, ids, &n);
     for (size_t i = 0; rv == RF_OK && i < n; i++) {
         rf_unit_rec u;
+        rf_job_rec job;
         char msg[RF_ERRMSG_MAX];
 
         rv = rf_store_unit_get(st, ids[i], &u);
@@ -1445,7 +1904,15 @@ rf_jobs_reap(rf_store *st, const rf_coord_config *cfg, int64_t now_ms, size_t *r
         rf_info("lease %s of unit %s (agent %s) expired %lld ms ago, attempt %u of %lld",
                 u.lease_id, u.id, u.agent_id, (long long)(now_ms - u.lease_expires_at), u.attempts,
                 (long long)cfg->max_attempts);
-        if (u.attempts >= (uint32_t)cfg->max_attempts) {
+        rv = rf_store_job_get(st, u.job_id, &job);
+        if (rv != RF_OK) {
+            break;
+        }
+        if (strcmp(job.state, "canceling") == 0 || rf_job_state_terminal(job.state)) {
+            /* Its job no longer wants it: a lapse ends it. */
+            rv = unit_cancel(st, &u, "canceled", "the job was canceled while this unit rendered",
+                             true, now_ms);
+        } else if (u.attempts >= (uint32_t)cfg->max_attempts) {
             snprintf(msg, sizeof(msg), "the lease lapsed %u times; last agent %s", u.attempts,
                      u.agent_id);
             rv = unit_fail(st, &u, "agent_lost", msg, now_ms);
@@ -1454,6 +1921,7 @@ rf_jobs_reap(rf_store *st, const rf_coord_config *cfg, int64_t now_ms, size_t *r
             rv = unit_requeue(st, &u, now_ms);
             nreq++;
         }
+        rf_job_rec_clear(&job);
     }
     if (rv != RF_OK) {
         rf_store_rollback(st);
@@ -1468,5 +1936,302 @@ done:
     if (failed != NULL) {
         *failed = rv == RF_OK ? nfail : 0;
     }
+    return rv;
+}
+
+/* ---- actions ---- */
+
+/* Cancels every queued unit of a job, and revokes its leased ones too when
+ * revoke_leased; items follow. *leased_left counts leased units kept. */
+static rf_err
+cancel_units(rf_store *st, const char *job_id, const char *code, const char *msg,
+             bool revoke_leased, int64_t now_ms, size_t *leased_left)
+{
+    rf_unit_rec *units = NULL;
+    size_t n = 0;
+    rf_err rv = rf_store_units_of_job(st, job_id, NULL, &units, &n);
+
+    *leased_left = 0;
+    for (size_t i = 0; rv == RF_OK && i < n; i++) {
+        bool leased = strcmp(units[i].state, "leased") == 0;
+        if (strcmp(units[i].state, "queued") == 0 || (leased && revoke_leased)) {
+            rv = unit_cancel(st, &units[i], code, msg, false, now_ms);
+            if (rv == RF_OK) {
+                rv = item_refresh(st, units[i].item_id, now_ms);
+            }
+        } else if (leased) {
+            (*leased_left)++;
+        }
+    }
+    free(units);
+    return rv;
+}
+
+/* Requeues the retryable items of a failed job: items that failed while
+ * rendering (they have units) and items skipped because the deadline
+ * passed. Validation failures stay failed: retrying cannot change the row. */
+static rf_err
+requeue_failed_items(rf_store *st, const rf_coord_config *cfg, const char *job_id, int64_t now_ms,
+                     size_t *count)
+{
+    static const char *const states[] = {"failed", "skipped"};
+    rf_err rv = RF_OK;
+
+    *count = 0;
+    for (int k = 0; k < 2 && rv == RF_OK; k++) {
+        rf_item_rec *items = NULL;
+        size_t n = 0;
+
+        rv = rf_store_items_list(st, job_id, states[k], 0, (size_t)cfg->max_rows_per_job + 1,
+                                 &items, &n);
+        for (size_t i = 0; rv == RF_OK && i < n; i++) {
+            rf_item_rec *it = &items[i];
+            rf_unit_rec *units = NULL;
+            size_t nu = 0, requeued = 0;
+
+            if (k == 1 && strcmp(it->error_code, "deadline_exceeded") != 0) {
+                continue; /* an empty row, or skipped by a cancel */
+            }
+            rv = rf_store_units_of_item(st, it->id, &units, &nu);
+            for (size_t j = 0; rv == RF_OK && j < nu; j++) {
+                rf_unit_rec *u = &units[j];
+                if (strcmp(u->state, "failed") != 0 && strcmp(u->state, "canceled") != 0) {
+                    continue;
+                }
+                copy_str(u->state, "queued", sizeof(u->state));
+                u->lease_id[0] = '\0';
+                u->agent_id[0] = '\0';
+                u->lease_expires_at = 0;
+                u->frames_done = 0;
+                u->attempts = 0;
+                u->error_code[0] = '\0';
+                u->error_message[0] = '\0';
+                u->updated_at = now_ms;
+                rv = rf_store_unit_update(st, u);
+                requeued++;
+            }
+            free(units);
+            if (rv != RF_OK || requeued == 0) {
+                continue;
+            }
+            /* The error stays in the event history. */
+            rv = emit(st, job_id, "item.retried",
+                      json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "job_id", job_id, "item_id",
+                                it->id, "row_number", (int)it->row_number, "prior_state", it->state,
+                                "prior_error_code", it->error_code, "prior_error_message",
+                                it->error_message),
+                      now_ms);
+            if (rv == RF_OK) {
+                copy_str(it->state, "pending", sizeof(it->state));
+                it->error_code[0] = '\0';
+                it->error_message[0] = '\0';
+                it->updated_at = now_ms;
+                rv = rf_store_item_update_state(st, it);
+            }
+            if (rv == RF_OK) {
+                rv = item_refresh(st, it->id, now_ms);
+            }
+            (*count)++;
+        }
+        rf_item_recs_free(items, n);
+    }
+    return rv;
+}
+
+rf_err
+rf_jobs_action(rf_store *st, const rf_coord_config *cfg, const char *tenant, const char *job_id,
+               rf_job_action action, const char *actor, int64_t now_ms, rf_action_result *res)
+{
+    rf_job_rec job;
+    rf_unit_counts uc;
+    char reason[256];
+    size_t n = 0;
+    rf_err rv;
+
+    memset(res, 0, sizeof(*res));
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &job);
+    if (rv == RF_OK && tenant != NULL && strcmp(job.tenant, tenant) != 0) {
+        rv = RF_ENOTFOUND; /* another tenant's job does not exist for this one */
+    }
+    if (rv != RF_OK) {
+        goto out;
+    }
+    copy_str(res->prior_state, job.state, sizeof(res->prior_state));
+    copy_str(res->state, job.state, sizeof(res->state));
+    if (!rf_job_action_allowed(job.state, action)) {
+        copy_str(res->code, "invalid_state", sizeof(res->code));
+        snprintf(res->message, sizeof(res->message),
+                 "cannot %s job %s: it is %s (actions allowed when %s: %s)",
+                 rf_job_action_name(action), job.id, job.state, job.state,
+                 rf_job_actions_text(job.state));
+        rv = RF_ECONFLICT;
+        goto out;
+    }
+    snprintf(reason, sizeof(reason), "%s requested by %s", rf_job_action_name(action),
+             actor != NULL && actor[0] != '\0' ? actor : "a user");
+    switch (action) {
+    case RF_ACTION_PAUSE:
+        rv = rf_store_job_unit_counts(st, job.id, &uc);
+        if (rv == RF_OK) {
+            /* In-flight units finish; the scheduler leases nothing more. */
+            rv = job_set_state(st, &job, uc.leased > 0 ? "pausing" : "paused", reason, NULL, NULL,
+                               now_ms);
+        }
+        break;
+    case RF_ACTION_RESUME:
+        rv = job_set_state(st, &job, "running", reason, NULL, NULL, now_ms);
+        if (rv == RF_OK) {
+            rv = job_refresh(st, job.id, now_ms);
+        }
+        break;
+    case RF_ACTION_CANCEL:
+        rv = rf_store_job_unit_counts(st, job.id, &uc);
+        if (rv != RF_OK) {
+            break;
+        }
+        if (strcmp(job.state, "running") == 0 && uc.leased > 0) {
+            /* In-flight units are told to stop at their next heartbeat. */
+            rv = job_set_state(st, &job, "canceling", reason, NULL, NULL, now_ms);
+            if (rv == RF_OK) {
+                rv =
+                    cancel_units(st, job.id, "canceled", "the job was canceled", false, now_ms, &n);
+            }
+        } else {
+            rv = job_set_state(st, &job, "canceled", reason, NULL, NULL, now_ms);
+            if (rv == RF_OK) {
+                rv = cancel_units(st, job.id, "canceled", "the job was canceled", true, now_ms, &n);
+            }
+        }
+        break;
+    case RF_ACTION_RETRY:
+        rv = requeue_failed_items(st, cfg, job.id, now_ms, &n);
+        if (rv == RF_OK && n == 0) {
+            copy_str(res->code, "nothing_to_retry", sizeof(res->code));
+            snprintf(res->message, sizeof(res->message),
+                     "job %s has no item that a retry can change (rows that failed validation "
+                     "must be fixed in the sheet and submitted again)",
+                     job.id);
+            rv = RF_ECONFLICT;
+            break;
+        }
+        if (rv == RF_OK) {
+            char why[300];
+            snprintf(why, sizeof(why), "%s: %zu failed items requeued", reason, n);
+            /* A new deadline window starts with the retry. */
+            job.deadline_at =
+                job.processing_deadline_ms > 0 ? now_ms + job.processing_deadline_ms : 0;
+            rv = job_set_state(st, &job, "pending", why, NULL, NULL, now_ms);
+        }
+        if (rv == RF_OK) {
+            rv = job_refresh(st, job.id, now_ms);
+        }
+        break;
+    }
+    if (rv == RF_OK) {
+        rf_job_rec after;
+        rv = rf_store_job_get(st, job.id, &after);
+        if (rv == RF_OK) {
+            copy_str(res->state, after.state, sizeof(res->state));
+        }
+        rf_job_rec_clear(&after);
+    }
+out:
+    rf_job_rec_clear(&job);
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    rv = rf_store_commit(st);
+    if (rv == RF_OK) {
+        rf_info("job %s: %s by %s: %s -> %s", job_id, rf_job_action_name(action),
+                actor != NULL ? actor : "-", res->prior_state, res->state);
+    }
+    return rv;
+}
+
+/* ---- deadlines ---- */
+
+static rf_err
+expire_job(rf_store *st, const char *job_id, int64_t now_ms)
+{
+    rf_job_rec job;
+    rf_unit_rec *units = NULL;
+    size_t n = 0;
+    char msg[RF_ERRMSG_MAX];
+    rf_err rv = rf_store_job_get(st, job_id, &job);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    snprintf(msg, sizeof(msg), "the job did not finish within its processing deadline of %lld ms",
+             (long long)job.processing_deadline_ms);
+    rv = rf_store_units_of_job(st, job_id, NULL, &units, &n);
+    for (size_t i = 0; rv == RF_OK && i < n; i++) {
+        rf_unit_rec *u = &units[i];
+        if (strcmp(u->state, "queued") == 0) {
+            /* Never started: its item ends skipped. */
+            rv = unit_cancel(st, u, "deadline_exceeded", msg, false, now_ms);
+        } else if (strcmp(u->state, "leased") == 0) {
+            /* In flight: failed; the lease id stays so that the agent's next
+             * report is answered "canceled" and it stops. */
+            copy_str(u->state, "failed", sizeof(u->state));
+            copy_str(u->error_code, "deadline_exceeded", sizeof(u->error_code));
+            copy_str(u->error_message, msg, sizeof(u->error_message));
+            u->lease_expires_at = 0;
+            u->updated_at = now_ms;
+            rv = rf_store_unit_update(st, u);
+        } else {
+            continue;
+        }
+        if (rv == RF_OK) {
+            rv = item_refresh(st, u->item_id, now_ms);
+        }
+    }
+    free(units);
+    if (rv == RF_OK) {
+        rv = job_set_state(st, &job, "failed", "processing deadline passed", "deadline_exceeded",
+                           msg, now_ms);
+    }
+    rf_job_rec_clear(&job);
+    return rv;
+}
+
+rf_err
+rf_jobs_enforce_deadlines(rf_store *st, const rf_coord_config *cfg, int64_t now_ms, size_t *failed)
+{
+    char(*ids)[RF_ID_MAX] = NULL;
+    size_t n = 0;
+    rf_err rv;
+
+    (void)cfg;
+    if (failed != NULL) {
+        *failed = 0;
+    }
+    ids = calloc(DEADLINE_BATCH, sizeof(*ids));
+    if (ids == NULL) {
+        return RF_ENOMEM;
+    }
+    rv = rf_store_begin(st);
+    if (rv != RF_OK) {
+        goto done;
+    }
+    rv = rf_store_jobs_past_deadline(st, now_ms, DEADLINE_BATCH, ids, &n);
+    for (size_t i = 0; rv == RF_OK && i < n; i++) {
+        rv = expire_job(st, ids[i], now_ms);
+    }
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        goto done;
+    }
+    rv = rf_store_commit(st);
+    if (rv == RF_OK && failed != NULL) {
+        *failed = n;
+    }
+done:
+    free(ids);
     return rv;
 }

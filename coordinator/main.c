@@ -1,6 +1,9 @@
 /* The coordinator daemon: configuration, store, HTTP API, agent dispatch and
  * lease reaper, with signals handled in the main loop (sigwait) and systemd
- * readiness notification when built with libsystemd. */
+ * readiness notification when built with libsystemd.
+ *
+ * `coordinator mint-token ...` prints a bearer token for local use instead
+ * (signed with the configured jwt_secret). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #endif
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "dispatch.h"
 #include "reaper.h"
@@ -30,6 +34,99 @@ notify(const char *state)
 #endif
 }
 
+#define MINT_DEFAULT_SCOPE "jobs:read jobs:write sheets:connect templates:write"
+
+/* coordinator mint-token [--sub U] [--tenant T | --project T] [--scope S]
+ * [--ttl SECONDS] plus any configuration flags (for jwt_secret or
+ * jwt_secret_file, jwt_issuer, jwt_audience, or --config FILE). */
+static int
+mint_token(int argc, char **argv)
+{
+    const char *sub = "local-user", *tenant = "default", *scope = MINT_DEFAULT_SCOPE;
+    long long ttl = 3600;
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    int n_rest = 1;
+    rf_coord_config cfg;
+    rf_auth_params params;
+    bool help = false;
+    char err[512] = "";
+    char *token = NULL;
+    int code = 2;
+    rf_err rv;
+
+    if (rest == NULL) {
+        return 1;
+    }
+    rest[0] = argv[0];
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i];
+        const char **slot = NULL;
+        if (strcmp(k, "--sub") == 0) {
+            slot = &sub;
+        } else if (strcmp(k, "--tenant") == 0 || strcmp(k, "--project") == 0) {
+            slot = &tenant;
+        } else if (strcmp(k, "--scope") == 0) {
+            slot = &scope;
+        } else if (strcmp(k, "--ttl") == 0) {
+            char *end = NULL;
+            if (i + 1 >= argc || (ttl = strtoll(argv[i + 1], &end, 10)) < 1 || *end != '\0') {
+                fprintf(stderr, "coordinator mint-token: --ttl needs a number of seconds >= 1\n");
+                goto out;
+            }
+            i++;
+            continue;
+        } else {
+            rest[n_rest++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "coordinator mint-token: %s needs a value\n", k);
+            goto out;
+        }
+        *slot = argv[++i];
+    }
+    rf_config_defaults(&cfg);
+    rv = rf_config_parse_args(&cfg, n_rest, rest, &help, err, sizeof(err));
+    if (rv == RF_OK && help) {
+        printf("usage: coordinator mint-token [--sub USER] [--tenant TENANT] [--scope \"S ...\"]\n"
+               "                              [--ttl SECONDS] [--config FILE | --jwt-secret S |\n"
+               "                               --jwt-secret-file F] [--jwt-issuer I]\n"
+               "                              [--jwt-audience A]\n"
+               "Prints an HS256 bearer token (default scope: %s; ttl 3600 s).\n",
+               MINT_DEFAULT_SCOPE);
+        code = 0;
+        goto out;
+    }
+    if (rv == RF_OK) {
+        rv = rf_config_load_secret(&cfg, err, sizeof(err));
+    }
+    if (rv == RF_OK && strlen(cfg.jwt_secret) < 32) {
+        snprintf(err, sizeof(err),
+                 "a jwt_secret of at least 32 bytes is needed "
+                 "(--jwt-secret, --jwt-secret-file or --config)");
+        rv = RF_EINVAL;
+    }
+    if (rv != RF_OK) {
+        fprintf(stderr, "coordinator mint-token: %s\n", err);
+        goto out;
+    }
+    rf_auth_params_from_config(&cfg, &params);
+    rv = rf_auth_mint(&params, sub, tenant, scope, ttl, rf_now_ms() / 1000, &token);
+    if (rv != RF_OK) {
+        fprintf(stderr,
+                "coordinator mint-token: cannot mint (sub must be 1..127 bytes, tenant 1..63 "
+                "of A-Z a-z 0-9 . _ -): %s\n",
+                rf_strerror(rv));
+        goto out;
+    }
+    printf("%s\n", token);
+    code = 0;
+out:
+    free(token);
+    free(rest);
+    return code;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -44,6 +141,9 @@ main(int argc, char **argv)
     int exit_code = 1;
     rf_err rv;
 
+    if (argc > 1 && strcmp(argv[1], "mint-token") == 0) {
+        return mint_token(argc, argv);
+    }
     rf_config_defaults(&cfg);
     rv = rf_config_parse_args(&cfg, argc, argv, &help, err, sizeof(err));
     if (rv != RF_OK) {
@@ -55,11 +155,20 @@ main(int argc, char **argv)
         return 0;
     }
     rv = rf_config_finalize(&cfg, err, sizeof(err));
+    if (rv == RF_OK) {
+        rv = rf_config_load_secret(&cfg, err, sizeof(err));
+    }
+    if (rv == RF_OK) {
+        rv = rf_config_check_auth(&cfg, err, sizeof(err));
+    }
     if (rv != RF_OK) {
         fprintf(stderr, "coordinator: %s\n", err);
         return 2;
     }
     rf_log_init("coordinator", rf_log_level_parse(cfg.log_level));
+    if (cfg.auth_disabled) {
+        rf_warn("auth_disabled: the API accepts requests without tokens (tenant 'default')");
+    }
 
     /* Block the signals we wait for before any thread starts, so that every
      * thread inherits the mask and only sigwait below sees them. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "idempotency.h"
 #include "jobs.h"
 #include "rf_log.h"
 #include "rf_util.h"
@@ -19,7 +20,10 @@ struct rf_reaper {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    int64_t next_purge_ms; /* monotonic */
 };
+
+#define PURGE_INTERVAL_MS 60000
 
 static void *
 reaper_main(void *arg)
@@ -32,12 +36,30 @@ reaper_main(void *arg)
         size_t requeued = 0, failed = 0;
         rf_err rv;
 
+        size_t expired = 0;
+
         pthread_mutex_unlock(&r->mu);
         rv = rf_jobs_reap(r->st, r->cfg, rf_now_ms(), &requeued, &failed);
         if (rv != RF_OK) {
             rf_error("reaper: pass failed: %s", rf_strerror(rv));
         } else if (requeued + failed > 0) {
             rf_info("reaper: %zu units requeued, %zu failed after lapsed leases", requeued, failed);
+        }
+        rv = rf_jobs_enforce_deadlines(r->st, r->cfg, rf_now_ms(), &expired);
+        if (rv != RF_OK) {
+            rf_error("reaper: deadline pass failed: %s", rf_strerror(rv));
+        } else if (expired > 0) {
+            rf_info("reaper: %zu jobs failed past their processing deadline", expired);
+        }
+        if (rf_mono_ms() >= r->next_purge_ms) {
+            size_t purged = 0;
+            r->next_purge_ms = rf_mono_ms() + PURGE_INTERVAL_MS;
+            rv = rf_idem_purge(r->st, rf_now_ms(), r->cfg->idempotency_ttl_s * 1000, &purged);
+            if (rv != RF_OK) {
+                rf_error("reaper: idempotency purge failed: %s", rf_strerror(rv));
+            } else if (purged > 0) {
+                rf_info("reaper: %zu expired idempotency records purged", purged);
+            }
         }
         pthread_mutex_lock(&r->mu);
         clock_gettime(CLOCK_MONOTONIC, &deadline);

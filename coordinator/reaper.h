@@ -1,6 +1,7 @@
-/* The lease reaper: a thread that calls rf_jobs_reap every
- * cfg->reaper_interval_ms so that units of dead or cut-off agents go back to
- * the queue. */
+/* The lease reaper: a thread that every cfg->reaper_interval_ms calls
+ * rf_jobs_reap (units of dead or cut-off agents go back to the queue) and
+ * rf_jobs_enforce_deadlines (jobs past processing_deadline_ms fail), and
+ * once a minute purges expired Idempotency-Key records. */
 #ifndef RF_REAPER_H
 #define RF_REAPER_H
 

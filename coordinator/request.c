@@ -49,6 +49,7 @@ rf_job_spec_clear(rf_job_spec *spec)
     free(spec->overrides_json);
     free(spec->request_json);
     free(spec->input_json);
+    free(spec->template_json);
     rf_source_clear(&spec->source);
     memset(spec, 0, sizeof(*spec));
 }
@@ -204,7 +205,7 @@ parse_title(const json_t *root, rf_job_spec *out, rf_verr *err)
 }
 
 static rf_err
-parse_job_fields(const json_t *root, rf_job_spec *out, rf_verr *err)
+parse_job_fields(const json_t *root, const rf_coord_config *cfg, rf_job_spec *out, rf_verr *err)
 {
     const json_t *v;
 
@@ -228,10 +229,13 @@ parse_job_fields(const json_t *root, rf_job_spec *out, rf_verr *err)
             return RF_EINVAL;
         }
         d = json_integer_value(v);
-        if (d < 60000 || d > 86400000) {
+        /* The API's minimum is one minute; tests may lower it (deadline_min_ms). */
+        if (d < cfg->deadline_min_ms || d > 86400000) {
             rf_verr_set(err, "processing_deadline_ms", "out_of_range",
-                        "processing_deadline_ms must be between 60000 (1 minute) and 86400000 "
-                        "(1440 minutes)");
+                        "processing_deadline_ms must be between %lld (%s) and 86400000 "
+                        "(1440 minutes)",
+                        (long long)cfg->deadline_min_ms,
+                        cfg->deadline_min_ms == 60000 ? "1 minute" : "test minimum");
             return RF_EINVAL;
         }
         out->processing_deadline_ms = d;
@@ -401,8 +405,24 @@ check_string_override(json_t *ov, const char *key, size_t max, rf_verr *err)
     return RF_OK;
 }
 
+/* A custom template id: 1..63 bytes of [A-Za-z0-9_.-]. */
+static bool
+template_id_ok(const char *s, size_t len)
+{
+    if (len < 1 || len >= RF_NAME_MAX || strlen(s) != len) {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
 static rf_err
-parse_template(const json_t *root, rf_job_spec *out, rf_verr *err)
+parse_template(const json_t *root, rf_template_lookup_fn lookup, void *lookup_ctx, rf_job_spec *out,
+               rf_verr *err)
 {
     const json_t *t = json_object_get(root, "template");
     const json_t *id = NULL;
@@ -424,12 +444,20 @@ parse_template(const json_t *root, rf_job_spec *out, rf_verr *err)
                         "template.template_id must be a string");
             return RF_EINVAL;
         }
-        if (rf_template_find(json_string_value(id)) == NULL ||
-            json_string_length(id) != strlen(json_string_value(id))) {
-            rf_verr_set(err, "template.template_id", "not_found",
-                        "template.template_id '%.64s' is not a known template",
-                        json_string_value(id));
-            return RF_EINVAL;
+        if (rf_template_find(json_string_value(id)) == NULL) {
+            rv = RF_ENOTFOUND;
+            if (lookup != NULL && template_id_ok(json_string_value(id), json_string_length(id))) {
+                rv = lookup(lookup_ctx, json_string_value(id), &out->template_json);
+            }
+            if (rv == RF_ENOTFOUND) {
+                rf_verr_set(err, "template.template_id", "not_found",
+                            "template.template_id '%.64s' is not a known template",
+                            json_string_value(id));
+                return RF_EINVAL;
+            }
+            if (rv != RF_OK) {
+                return rv;
+            }
         }
         snprintf(out->template_id, sizeof(out->template_id), "%s", json_string_value(id));
     }
@@ -498,6 +526,14 @@ rf_err
 rf_job_request_parse(const char *body, size_t len, const rf_coord_config *cfg, rf_job_spec *out,
                      rf_verr *err)
 {
+    return rf_job_request_parse_ex(body, len, cfg, NULL, NULL, out, err);
+}
+
+rf_err
+rf_job_request_parse_ex(const char *body, size_t len, const rf_coord_config *cfg,
+                        rf_template_lookup_fn lookup, void *lookup_ctx, rf_job_spec *out,
+                        rf_verr *err)
+{
     json_error_t jerr;
     json_t *root = NULL;
     json_t *summary = NULL;
@@ -517,13 +553,13 @@ rf_job_request_parse(const char *body, size_t len, const rf_coord_config *cfg, r
     }
     rv = parse_title(root, out, err);
     if (rv == RF_OK) {
-        rv = parse_job_fields(root, out, err);
+        rv = parse_job_fields(root, cfg, out, err);
     }
     if (rv == RF_OK) {
         rv = parse_output(root, out, err);
     }
     if (rv == RF_OK) {
-        rv = parse_template(root, out, err);
+        rv = parse_template(root, lookup, lookup_ctx, out, err);
     }
     if (rv == RF_OK) {
         rv = rf_source_parse(json_object_get(root, "input_source"), cfg, &out->source, err);

@@ -34,14 +34,28 @@ typedef struct rf_job_spec {
     char *overrides_json; /* heap: compact JSON object */
     char *request_json;   /* heap: the body as received */
     char *input_json;     /* heap: rf_source_summary as compact JSON */
+    char *template_json;  /* heap: a custom template's resolved settings, or NULL */
     rf_source source;
 } rf_job_spec;
 
+/* Resolves a template_id that is not a built-in (a tenant's custom template):
+ * RF_OK with *resolved (malloc'd JSON of rf_template fields, see
+ * custom_templates.h), RF_ENOTFOUND when there is no such template, another
+ * error when the lookup itself failed. */
+typedef rf_err (*rf_template_lookup_fn)(void *ctx, const char *template_id, char **resolved);
+
 /* Parses and validates body[0..len) into *out (zeroed first; release it with
  * rf_job_spec_clear on success and failure alike). Malformed JSON is reported
- * with jansson's line and column. */
+ * with jansson's line and column. Only built-in templates are known. */
 rf_err rf_job_request_parse(const char *body, size_t len, const rf_coord_config *cfg,
                             rf_job_spec *out, rf_verr *err);
+
+/* The same, asking lookup (may be NULL) about template ids that are not
+ * built-ins. An unknown one is RF_EINVAL naming template.template_id; a
+ * failing lookup is returned as is. */
+rf_err rf_job_request_parse_ex(const char *body, size_t len, const rf_coord_config *cfg,
+                               rf_template_lookup_fn lookup, void *lookup_ctx, rf_job_spec *out,
+                               rf_verr *err);
 
 /* Frees heap fields and zeroes *spec. NULL-safe, idempotent. */
 void rf_job_spec_clear(rf_job_spec *spec);

@@ -105,6 +105,41 @@ static const char *const migrations[] = {
     " data_json TEXT NOT NULL,"
     " created_at INTEGER NOT NULL);"
     "CREATE INDEX events_job ON events(job_id, id);",
+    /* 2: tenants and owners, deadlines, a stored progress sort key,
+     * idempotency records, custom templates */
+    "ALTER TABLE jobs ADD COLUMN created_by TEXT;"
+    "ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN permille INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN template_json TEXT;"
+    "UPDATE jobs SET deadline_at = created_at + processing_deadline_ms"
+    " WHERE processing_deadline_ms IS NOT NULL;"
+    "UPDATE jobs SET permille = 1000 WHERE state IN ('completed', 'failed', 'canceled');"
+    "CREATE INDEX jobs_tenant_created ON jobs(tenant, created_at, id);"
+    "CREATE INDEX jobs_tenant_updated ON jobs(tenant, updated_at, id);"
+    "CREATE INDEX jobs_tenant_permille ON jobs(tenant, permille, id);"
+    "CREATE INDEX jobs_deadline ON jobs(deadline_at) WHERE deadline_at IS NOT NULL;"
+    "CREATE TABLE idempotency ("
+    " tenant TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " request_hash TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " status INTEGER,"
+    " response_body TEXT,"
+    " job_id TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant, key));"
+    "CREATE INDEX idempotency_created ON idempotency(created_at);"
+    "CREATE TABLE templates ("
+    " tenant TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " settings_json TEXT NOT NULL,"
+    " created_by TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant, id));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -367,7 +402,8 @@ rf_store_rollback(rf_store *st)
 #define JOB_COLS                                                                                   \
     "id, tenant, title, priority, state, request_json, input_json, overrides_json, format,"        \
     " video_codec, audio_codec, resolution, output_bucket, template_id, processing_deadline_ms,"   \
-    " callback_url, created_at, updated_at, started_at, finished_at, error_code, error_message"
+    " callback_url, created_at, updated_at, started_at, finished_at, error_code, error_message,"   \
+    " created_by, deadline_at, permille, template_json"
 
 rf_err
 rf_store_job_insert(rf_store *st, const rf_job_rec *j)
@@ -375,7 +411,8 @@ rf_store_job_insert(rf_store *st, const rf_job_rec *j)
     sqlite3_stmt *s = NULL;
     rf_err rv = prep(st,
                      "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
+                     " ?25, ?26)",
                      &s);
 
     if (rv != RF_OK) {
@@ -403,6 +440,10 @@ rf_store_job_insert(rf_store *st, const rf_job_rec *j)
     bind_int_opt(s, 20, j->finished_at);
     bind_text_opt(s, 21, j->error_code);
     bind_text_opt(s, 22, j->error_message);
+    bind_text_opt(s, 23, j->created_by);
+    bind_int_opt(s, 24, j->deadline_at);
+    sqlite3_bind_int(s, 25, j->permille);
+    bind_text_opt(s, 26, j->template_json);
     return step_done(st, s, "insert job");
 }
 
@@ -432,7 +473,12 @@ read_job(sqlite3_stmt *s, rf_job_rec *j)
     j->finished_at = sqlite3_column_int64(s, 19);
     col_text(s, 20, j->error_code, sizeof(j->error_code));
     col_text(s, 21, j->error_message, sizeof(j->error_message));
-    if (j->request_json == NULL || j->input_json == NULL || j->overrides_json == NULL) {
+    col_text(s, 22, j->created_by, sizeof(j->created_by));
+    j->deadline_at = sqlite3_column_int64(s, 23);
+    j->permille = sqlite3_column_int(s, 24);
+    j->template_json = col_dup(s, 25);
+    if (j->request_json == NULL || j->input_json == NULL || j->overrides_json == NULL ||
+        j->template_json == NULL) {
         rf_job_rec_clear(j);
         return RF_ENOMEM;
     }
@@ -469,7 +515,8 @@ rf_store_job_update_state(rf_store *st, const rf_job_rec *j)
     sqlite3_stmt *s = NULL;
     rf_err rv = prep(st,
                      "UPDATE jobs SET state = ?2, updated_at = ?3, started_at = ?4,"
-                     " finished_at = ?5, error_code = ?6, error_message = ?7 WHERE id = ?1",
+                     " finished_at = ?5, error_code = ?6, error_message = ?7, deadline_at = ?8,"
+                     " permille = ?9 WHERE id = ?1",
                      &s);
 
     if (rv != RF_OK) {
@@ -482,7 +529,24 @@ rf_store_job_update_state(rf_store *st, const rf_job_rec *j)
     bind_int_opt(s, 5, j->finished_at);
     bind_text_opt(s, 6, j->error_code);
     bind_text_opt(s, 7, j->error_message);
+    bind_int_opt(s, 8, j->deadline_at);
+    sqlite3_bind_int(s, 9, j->permille);
     return step_done(st, s, "update job state");
+}
+
+rf_err
+rf_store_job_set_progress(rf_store *st, const char *id, int permille, int64_t updated_at)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "UPDATE jobs SET permille = ?2, updated_at = ?3 WHERE id = ?1", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    sqlite3_bind_int(s, 2, permille);
+    sqlite3_bind_int64(s, 3, updated_at);
+    return step_done(st, s, "set job progress");
 }
 
 void
@@ -494,7 +558,143 @@ rf_job_rec_clear(rf_job_rec *j)
     free(j->request_json);
     free(j->input_json);
     free(j->overrides_json);
+    free(j->template_json);
     memset(j, 0, sizeof(*j));
+}
+
+void
+rf_job_recs_free(rf_job_rec *jobs, size_t n)
+{
+    if (jobs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rf_job_rec_clear(&jobs[i]);
+    }
+    free(jobs);
+}
+
+/* The sort column of each rf_job_sort (constants: never user text). */
+static const char *
+sort_column(rf_job_sort sort)
+{
+    switch (sort) {
+    case RF_JOB_SORT_UPDATED_AT:
+        return "updated_at";
+    case RF_JOB_SORT_PERCENT:
+        return "permille";
+    case RF_JOB_SORT_CREATED_AT:
+        break;
+    }
+    return "created_at";
+}
+
+rf_err
+rf_store_jobs_list(rf_store *st, const rf_job_query *q, rf_job_rec **out, size_t *n)
+{
+    const char *col = sort_column(q->sort);
+    const char *dir = q->desc ? "DESC" : "ASC";
+    const char *cmp = q->desc ? "<" : ">";
+    char sql[1024];
+    sqlite3_stmt *s = NULL;
+    rf_job_rec *jobs = NULL;
+    size_t count = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    /* Row values make the keyset condition one comparison that the
+     * (tenant, key, id) index serves. */
+    snprintf(sql, sizeof(sql),
+             "SELECT " JOB_COLS " FROM jobs WHERE tenant = ?1 AND (?2 IS NULL OR state = ?2)"
+             " AND (?3 = 0 OR (%s, id) %s (?4, ?5)) ORDER BY %s %s, id %s LIMIT ?6",
+             col, cmp, col, dir, dir);
+    rv = prep(st, sql, &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, q->tenant);
+    bind_text_opt(s, 2, q->state);
+    sqlite3_bind_int(s, 3, q->has_after ? 1 : 0);
+    sqlite3_bind_int64(s, 4, q->after_key);
+    bind_text(s, 5, q->after_id);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)q->limit);
+    jobs = calloc(q->limit > 0 ? q->limit : 1, sizeof(*jobs));
+    if (jobs == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
+        rv = read_job(s, &jobs[count]);
+        if (rv != RF_OK) {
+            goto out;
+        }
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "list jobs");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        rf_job_recs_free(jobs, count);
+        return rv;
+    }
+    *out = jobs;
+    *n = count;
+    return RF_OK;
+}
+
+rf_err
+rf_store_jobs_count(rf_store *st, const char *tenant, const char *state, uint64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv =
+        prep(st, "SELECT COUNT(*) FROM jobs WHERE tenant = ?1 AND (?2 IS NULL OR state = ?2)", &s);
+
+    *out = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    bind_text_opt(s, 2, state);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(s, 0);
+    } else {
+        rv = db_fail(st, "count jobs");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_jobs_past_deadline(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
+                            size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ?1"
+                     " AND state IN ('pending', 'running', 'pausing', 'paused', 'completing')"
+                     " ORDER BY deadline_at, id LIMIT ?2",
+                     &s);
+    int rc;
+
+    *n = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+        col_text(s, 0, ids[*n], RF_ID_MAX);
+        (*n)++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "select jobs past their deadline");
+    }
+    sqlite3_finalize(s);
+    return rv;
 }
 
 /* ---- items ---- */
@@ -899,6 +1099,54 @@ out:
     return RF_OK;
 }
 
+rf_err
+rf_store_units_of_job(rf_store *st, const char *job_id, const char *state, rf_unit_rec **out,
+                      size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_unit_rec *units = NULL;
+    size_t count = 0, cap = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = prep(st,
+              "SELECT " UNIT_COLS " FROM units WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2)"
+              " ORDER BY id",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, job_id);
+    bind_text_opt(s, 2, state);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap == 0 ? 8 : cap * 2;
+            rf_unit_rec *grown = realloc(units, ncap * sizeof(*grown));
+            if (grown == NULL) {
+                rv = RF_ENOMEM;
+                goto out;
+            }
+            units = grown;
+            cap = ncap;
+        }
+        read_unit(s, &units[count++]);
+    }
+    if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "list units of job");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        free(units);
+        return rv;
+    }
+    *out = units;
+    *n = count;
+    return RF_OK;
+}
+
 /* Runs a "SELECT state, COUNT(*) ... GROUP BY state" query for one id and
  * adds each count to the slot named like its state (and to *total). */
 static rf_err
@@ -940,6 +1188,18 @@ rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out
     memset(out, 0, sizeof(*out));
     return count_by_state(st, "SELECT state, COUNT(*) FROM units WHERE item_id = ?1 GROUP BY state",
                           item_id, names, slots, 5, &out->total, "count units");
+}
+
+rf_err
+rf_store_job_unit_counts(rf_store *st, const char *job_id, rf_unit_counts *out)
+{
+    static const char *const names[] = {"queued", "leased", "completed", "failed", "canceled"};
+    uint32_t *const slots[] = {&out->queued, &out->leased, &out->completed, &out->failed,
+                               &out->canceled};
+
+    memset(out, 0, sizeof(*out));
+    return count_by_state(st, "SELECT state, COUNT(*) FROM units WHERE job_id = ?1 GROUP BY state",
+                          job_id, names, slots, 5, &out->total, "count units of job");
 }
 
 rf_err
@@ -1066,6 +1326,453 @@ rf_event_recs_free(rf_event_rec *events, size_t n)
         free(events[i].data_json);
     }
     free(events);
+}
+
+/* ---- idempotency ---- */
+
+#define IDEM_COLS                                                                                  \
+    "tenant, key, request_hash, state, status, response_body, job_id, created_at, updated_at"
+
+rf_err
+rf_store_idem_get(rf_store *st, const char *tenant, const char *key, rf_idem_rec *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv =
+        prep(st, "SELECT " IDEM_COLS " FROM idempotency WHERE tenant = ?1 AND key = ?2", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    bind_text(s, 2, key);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        col_text(s, 0, out->tenant, sizeof(out->tenant));
+        col_text(s, 1, out->key, sizeof(out->key));
+        col_text(s, 2, out->request_hash, sizeof(out->request_hash));
+        col_text(s, 3, out->state, sizeof(out->state));
+        out->status = sqlite3_column_int(s, 4);
+        if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+            out->response_body = col_dup(s, 5);
+            if (out->response_body == NULL) {
+                rv = RF_ENOMEM;
+            }
+        }
+        col_text(s, 6, out->job_id, sizeof(out->job_id));
+        out->created_at = sqlite3_column_int64(s, 7);
+        out->updated_at = sqlite3_column_int64(s, 8);
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "get idempotency record");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+static void
+bind_idem(sqlite3_stmt *s, const rf_idem_rec *r)
+{
+    bind_text(s, 1, r->tenant);
+    bind_text(s, 2, r->key);
+    bind_text(s, 3, r->request_hash);
+    bind_text(s, 4, r->state);
+    bind_int_opt(s, 5, r->status);
+    bind_text_opt(s, 6, r->response_body);
+    bind_text_opt(s, 7, r->job_id);
+    sqlite3_bind_int64(s, 8, r->created_at);
+    sqlite3_bind_int64(s, 9, r->updated_at);
+}
+
+rf_err
+rf_store_idem_insert(rf_store *st, const rf_idem_rec *r)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "INSERT INTO idempotency (" IDEM_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                     " ?8, ?9)",
+                     &s);
+    int rc;
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_idem(s, r);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_CONSTRAINT) {
+        rv = RF_ECONFLICT;
+    } else if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "insert idempotency record");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_idem_update(rf_store *st, const rf_idem_rec *r)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "UPDATE idempotency SET request_hash = ?3, state = ?4, status = ?5,"
+                     " response_body = ?6, job_id = ?7, created_at = ?8, updated_at = ?9"
+                     " WHERE tenant = ?1 AND key = ?2",
+                     &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_idem(s, r);
+    return step_done(st, s, "update idempotency record");
+}
+
+rf_err
+rf_store_idem_delete(rf_store *st, const char *tenant, const char *key)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "DELETE FROM idempotency WHERE tenant = ?1 AND key = ?2", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    bind_text(s, 2, key);
+    return step_done(st, s, "delete idempotency record");
+}
+
+rf_err
+rf_store_idem_purge(rf_store *st, int64_t before_ms, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "DELETE FROM idempotency WHERE created_at < ?1", &s);
+
+    if (n != NULL) {
+        *n = 0;
+    }
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, before_ms);
+    rv = step_done(st, s, "purge idempotency records");
+    if (rv == RF_OK && n != NULL) {
+        *n = (size_t)sqlite3_changes(st->db);
+    }
+    return rv;
+}
+
+void
+rf_idem_rec_clear(rf_idem_rec *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    free(r->response_body);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- custom templates ---- */
+
+#define TPL_COLS "tenant, id, name, description, settings_json, created_by, created_at, updated_at"
+
+rf_err
+rf_store_tpl_insert(rf_store *st, const rf_tpl_rec *t)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(
+        st, "INSERT INTO templates (" TPL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s);
+    int rc;
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, t->tenant);
+    bind_text(s, 2, t->id);
+    bind_text(s, 3, t->name);
+    bind_text(s, 4, t->description);
+    bind_text(s, 5, t->settings_json != NULL ? t->settings_json : "{}");
+    bind_text_opt(s, 6, t->created_by);
+    sqlite3_bind_int64(s, 7, t->created_at);
+    sqlite3_bind_int64(s, 8, t->updated_at);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_CONSTRAINT) {
+        rv = RF_ECONFLICT;
+    } else if (rc != SQLITE_DONE) {
+        rv = db_fail(st, "insert template");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+static rf_err
+read_tpl(sqlite3_stmt *s, rf_tpl_rec *t)
+{
+    memset(t, 0, sizeof(*t));
+    col_text(s, 0, t->tenant, sizeof(t->tenant));
+    col_text(s, 1, t->id, sizeof(t->id));
+    col_text(s, 2, t->name, sizeof(t->name));
+    col_text(s, 3, t->description, sizeof(t->description));
+    t->settings_json = col_dup(s, 4);
+    col_text(s, 5, t->created_by, sizeof(t->created_by));
+    t->created_at = sqlite3_column_int64(s, 6);
+    t->updated_at = sqlite3_column_int64(s, 7);
+    return t->settings_json != NULL ? RF_OK : RF_ENOMEM;
+}
+
+rf_err
+rf_store_tpl_get(rf_store *st, const char *tenant, const char *id, rf_tpl_rec *out)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT " TPL_COLS " FROM templates WHERE tenant = ?1 AND id = ?2", &s);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    bind_text(s, 2, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rv = read_tpl(s, out);
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "get template");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_tpl_list(rf_store *st, const char *tenant, size_t limit, rf_tpl_rec **out, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_tpl_rec *recs = NULL;
+    size_t count = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = prep(st, "SELECT " TPL_COLS " FROM templates WHERE tenant = ?1 ORDER BY id LIMIT ?2", &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    recs = calloc(limit > 0 ? limit : 1, sizeof(*recs));
+    if (recs == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
+        rv = read_tpl(s, &recs[count]);
+        if (rv != RF_OK) {
+            goto out;
+        }
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "list templates");
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        rf_tpl_recs_free(recs, count);
+        return rv;
+    }
+    *out = recs;
+    *n = count;
+    return RF_OK;
+}
+
+void
+rf_tpl_rec_clear(rf_tpl_rec *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    free(t->settings_json);
+    memset(t, 0, sizeof(*t));
+}
+
+void
+rf_tpl_recs_free(rf_tpl_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rf_tpl_rec_clear(&recs[i]);
+    }
+    free(recs);
+}
+
+/* ---- analytics ---- */
+
+/* The row for (template_id, resolution), appended when new. */
+static rf_err
+analytics_slot(rf_analytics_row **rows, size_t *n, size_t *cap, sqlite3_stmt *s,
+               rf_analytics_row **slot)
+{
+    char tpl[RF_NAME_MAX], res[RF_NAME_MAX];
+
+    col_text(s, 0, tpl, sizeof(tpl));
+    col_text(s, 1, res, sizeof(res));
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*rows)[i].template_id, tpl) == 0 && strcmp((*rows)[i].resolution, res) == 0) {
+            *slot = &(*rows)[i];
+            return RF_OK;
+        }
+    }
+    if (*n == *cap) {
+        size_t ncap = *cap == 0 ? 8 : *cap * 2;
+        rf_analytics_row *grown = realloc(*rows, ncap * sizeof(*grown));
+        if (grown == NULL) {
+            return RF_ENOMEM;
+        }
+        *rows = grown;
+        *cap = ncap;
+    }
+    *slot = &(*rows)[(*n)++];
+    memset(*slot, 0, sizeof(**slot));
+    memcpy((*slot)->template_id, tpl, sizeof(tpl));
+    memcpy((*slot)->resolution, res, sizeof(res));
+    return RF_OK;
+}
+
+#define HW_ENCODER                                                                                 \
+    "(u.encoder LIKE '%nvenc%' OR u.encoder LIKE '%vaapi%' OR u.encoder LIKE '%qsv%')"
+
+rf_err
+rf_store_analytics(rf_store *st, const char *tenant, int64_t from_ms, int64_t to_ms,
+                   rf_analytics_row **out, size_t *n)
+{
+    static const char *const sql[3] = {
+        "SELECT template_id, resolution, COUNT(*),"
+        " SUM(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL THEN 1 ELSE 0 END),"
+        " COALESCE(SUM(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL"
+        " THEN finished_at - started_at ELSE 0 END), 0)"
+        " FROM jobs WHERE tenant = ?1 AND created_at >= ?2 AND created_at < ?3"
+        " GROUP BY template_id, resolution",
+        "SELECT j.template_id, j.resolution, COUNT(*),"
+        " SUM(CASE WHEN i.state = 'completed' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN i.state = 'failed' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN i.state = 'skipped' THEN 1 ELSE 0 END)"
+        " FROM items i JOIN jobs j ON j.id = i.job_id"
+        " WHERE j.tenant = ?1 AND j.created_at >= ?2 AND j.created_at < ?3"
+        " GROUP BY j.template_id, j.resolution",
+        "SELECT j.template_id, j.resolution, COUNT(*), COALESCE(SUM(u.media_duration_ms), 0),"
+        " COALESCE(SUM(CASE WHEN " HW_ENCODER " THEN u.render_ms ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN " HW_ENCODER " THEN 0 ELSE u.render_ms END), 0)"
+        " FROM units u JOIN jobs j ON j.id = u.job_id"
+        " WHERE u.state = 'completed' AND j.tenant = ?1 AND j.created_at >= ?2"
+        " AND j.created_at < ?3 GROUP BY j.template_id, j.resolution",
+    };
+    rf_analytics_row *rows = NULL;
+    size_t count = 0, cap = 0;
+    rf_err rv = RF_OK;
+
+    *out = NULL;
+    *n = 0;
+    for (int q = 0; q < 3 && rv == RF_OK; q++) {
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        rv = prep(st, sql[q], &s);
+        if (rv != RF_OK) {
+            break;
+        }
+        bind_text(s, 1, tenant);
+        sqlite3_bind_int64(s, 2, from_ms);
+        sqlite3_bind_int64(s, 3, to_ms);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            rf_analytics_row *r = NULL;
+            rv = analytics_slot(&rows, &count, &cap, s, &r);
+            if (rv != RF_OK) {
+                break;
+            }
+            if (q == 0) {
+                r->jobs = (uint64_t)sqlite3_column_int64(s, 2);
+                r->jobs_finished = (uint64_t)sqlite3_column_int64(s, 3);
+                r->processing_ms = sqlite3_column_int64(s, 4);
+            } else if (q == 1) {
+                r->items_total = (uint64_t)sqlite3_column_int64(s, 2);
+                r->items_completed = (uint64_t)sqlite3_column_int64(s, 3);
+                r->items_failed = (uint64_t)sqlite3_column_int64(s, 4);
+                r->items_skipped = (uint64_t)sqlite3_column_int64(s, 5);
+            } else {
+                r->units_completed = (uint64_t)sqlite3_column_int64(s, 2);
+                r->output_ms = (uint64_t)sqlite3_column_int64(s, 3);
+                r->gpu_render_ms = (uint64_t)sqlite3_column_int64(s, 4);
+                r->cpu_render_ms = (uint64_t)sqlite3_column_int64(s, 5);
+            }
+        }
+        if (rv == RF_OK && rc != SQLITE_DONE) {
+            rv = db_fail(st, "analytics");
+        }
+        sqlite3_finalize(s);
+    }
+    if (rv != RF_OK) {
+        free(rows);
+        return rv;
+    }
+    *out = rows;
+    *n = count;
+    return RF_OK;
+}
+
+rf_err
+rf_store_render_history(rf_store *st, const char *resolution, uint64_t *render_ms,
+                        uint64_t *media_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT COALESCE(SUM(render_ms), 0), COALESCE(SUM(media_duration_ms), 0)"
+                     " FROM (SELECT u.render_ms, u.media_duration_ms FROM units u"
+                     " JOIN jobs j ON j.id = u.job_id WHERE u.state = 'completed'"
+                     " AND j.resolution = ?1 AND u.render_ms > 0 AND u.media_duration_ms > 0"
+                     " ORDER BY u.updated_at DESC LIMIT 500)",
+                     &s);
+
+    *render_ms = 0;
+    *media_ms = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, resolution);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *render_ms = (uint64_t)sqlite3_column_int64(s, 0);
+        *media_ms = (uint64_t)sqlite3_column_int64(s, 1);
+    } else {
+        rv = db_fail(st, "render history");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_agents_slots(rf_store *st, int64_t since_ms, uint64_t *slots)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT COALESCE(SUM(MAX(COALESCE(json_extract(capabilities_json, '$.slots'),"
+                     " 1), 1)), 0) FROM agents WHERE last_seen >= ?1",
+                     &s);
+
+    *slots = 0;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, since_ms);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *slots = (uint64_t)sqlite3_column_int64(s, 0);
+    } else {
+        rv = db_fail(st, "count agent slots");
+    }
+    sqlite3_finalize(s);
+    return rv;
 }
 
 /* ---- agents ---- */

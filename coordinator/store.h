@@ -28,6 +28,9 @@
 
 typedef struct rf_store rf_store;
 
+/* A user id (JWT "sub") as stored: at most 127 bytes. */
+#define RF_USER_MAX 128
+
 typedef struct rf_job_rec {
     char id[RF_ID_MAX];
     char tenant[RF_NAME_MAX];
@@ -48,6 +51,10 @@ typedef struct rf_job_rec {
     int64_t created_at, updated_at, started_at, finished_at; /* ms; 0: not yet */
     char error_code[RF_NAME_MAX];
     char error_message[RF_ERRMSG_MAX];
+    char created_by[RF_USER_MAX]; /* the token's sub; "" for jobs made before auth */
+    int64_t deadline_at;          /* ms; 0: no deadline (created_at or retry + deadline) */
+    int permille;                 /* percent_complete x 10 (0..1000): the list's sort key */
+    char *template_json;          /* resolved custom template ("" for built-ins) */
 } rf_job_rec;
 
 typedef struct rf_item_rec {
@@ -121,11 +128,44 @@ rf_err rf_store_commit(rf_store *st);
 void rf_store_rollback(rf_store *st);
 
 /* Jobs. update_state writes state, updated_at, started_at, finished_at,
- * error_code and error_message of the record's id. */
+ * error_code, error_message, deadline_at and permille of the record's id;
+ * set_progress only permille and updated_at. */
 rf_err rf_store_job_insert(rf_store *st, const rf_job_rec *job);
 rf_err rf_store_job_get(rf_store *st, const char *id, rf_job_rec *out);
 rf_err rf_store_job_update_state(rf_store *st, const rf_job_rec *job);
+rf_err rf_store_job_set_progress(rf_store *st, const char *id, int permille, int64_t updated_at);
 void rf_job_rec_clear(rf_job_rec *job);
+void rf_job_recs_free(rf_job_rec *jobs, size_t n);
+
+/* Keyset listing of one tenant's jobs (state optional), ordered by (sort key,
+ * id) ascending or descending, strictly after (before, when descending) the
+ * cursor (after_key, after_id) when has_after. At most limit records, as a
+ * malloc'd array freed with rf_job_recs_free. count gives how many jobs match
+ * tenant and state (no cursor). */
+typedef enum rf_job_sort {
+    RF_JOB_SORT_CREATED_AT = 0,
+    RF_JOB_SORT_UPDATED_AT = 1,
+    RF_JOB_SORT_PERCENT = 2, /* the stored permille */
+} rf_job_sort;
+
+typedef struct rf_job_query {
+    const char *tenant;
+    const char *state; /* NULL: any */
+    rf_job_sort sort;
+    bool desc;
+    bool has_after;
+    int64_t after_key;
+    char after_id[RF_ID_MAX];
+    size_t limit;
+} rf_job_query;
+
+rf_err rf_store_jobs_list(rf_store *st, const rf_job_query *q, rf_job_rec **out, size_t *n);
+rf_err rf_store_jobs_count(rf_store *st, const char *tenant, const char *state, uint64_t *out);
+
+/* Ids of unfinished jobs (pending, running, pausing, paused, completing)
+ * whose deadline_at is at or before now_ms, at most max. */
+rf_err rf_store_jobs_past_deadline(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
+                                   size_t *n);
 
 /* Items. update_state writes state, error_code, error_message, updated_at.
  * list returns items of a job with row_number > after_row (and state ==
@@ -157,6 +197,13 @@ rf_err rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*i
 /* Units of an item ordered by rendition, malloc'd array (free()). */
 rf_err rf_store_units_of_item(rf_store *st, const char *item_id, rf_unit_rec **out, size_t *n);
 
+/* Units of a job in one state (NULL: any), ordered by id, malloc'd (free()). */
+rf_err rf_store_units_of_job(rf_store *st, const char *job_id, const char *state, rf_unit_rec **out,
+                             size_t *n);
+
+/* Units of a job counted by state. */
+rf_err rf_store_job_unit_counts(rf_store *st, const char *job_id, rf_unit_counts *out);
+
 /* Derived counters (never stored). job_frames counts a completed or failed
  * unit as all of its frames done. */
 rf_err rf_store_item_unit_counts(rf_store *st, const char *item_id, rf_unit_counts *out);
@@ -171,6 +218,73 @@ rf_err rf_store_event_add(rf_store *st, const char *job_id, const char *type, co
 rf_err rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t limit,
                             rf_event_rec **out, size_t *n);
 void rf_event_recs_free(rf_event_rec *events, size_t n);
+
+/* Idempotency records, keyed by (tenant, key). state is "in_flight" (the
+ * first request is being processed), "created" (its job exists: job_id set,
+ * no response stored yet) or "done" (status and response_body stored). */
+typedef struct rf_idem_rec {
+    char tenant[RF_NAME_MAX];
+    char key[256];
+    char request_hash[65];
+    char state[16];
+    int status;
+    char *response_body; /* heap, may be NULL */
+    char job_id[RF_ID_MAX];
+    int64_t created_at, updated_at;
+} rf_idem_rec;
+
+/* get: RF_ENOTFOUND when absent. insert fails (RF_ECONFLICT) when the key
+ * exists. update writes hash, state, status, body, job_id, created_at and
+ * updated_at. purge deletes records created before before_ms. */
+rf_err rf_store_idem_get(rf_store *st, const char *tenant, const char *key, rf_idem_rec *out);
+rf_err rf_store_idem_insert(rf_store *st, const rf_idem_rec *rec);
+rf_err rf_store_idem_update(rf_store *st, const rf_idem_rec *rec);
+rf_err rf_store_idem_delete(rf_store *st, const char *tenant, const char *key);
+rf_err rf_store_idem_purge(rf_store *st, int64_t before_ms, size_t *n);
+void rf_idem_rec_clear(rf_idem_rec *rec);
+
+/* Custom templates, keyed by (tenant, id). settings_json is the validated
+ * settings object (heap). insert: RF_ECONFLICT when the id exists. list: at
+ * most limit, ordered by id, malloc'd, freed with rf_tpl_recs_free. */
+typedef struct rf_tpl_rec {
+    char tenant[RF_NAME_MAX];
+    char id[RF_NAME_MAX];
+    char name[RF_TITLE_MAX + 1];
+    char description[1024]; /* at most 1000 bytes */
+    char *settings_json;
+    char created_by[RF_USER_MAX];
+    int64_t created_at, updated_at;
+} rf_tpl_rec;
+
+rf_err rf_store_tpl_insert(rf_store *st, const rf_tpl_rec *rec);
+rf_err rf_store_tpl_get(rf_store *st, const char *tenant, const char *id, rf_tpl_rec *out);
+rf_err rf_store_tpl_list(rf_store *st, const char *tenant, size_t limit, rf_tpl_rec **out,
+                         size_t *n);
+void rf_tpl_rec_clear(rf_tpl_rec *rec);
+void rf_tpl_recs_free(rf_tpl_rec *recs, size_t n);
+
+/* Analytics: per (template_id, resolution) of one tenant's jobs created in
+ * [from_ms, to_ms): job, item and completed-unit sums. A unit whose encoder
+ * is a hardware one (nvenc, vaapi, qsv) counts as GPU render time. */
+typedef struct rf_analytics_row {
+    char template_id[RF_NAME_MAX];
+    char resolution[RF_NAME_MAX];
+    uint64_t jobs, jobs_finished;
+    int64_t processing_ms; /* sum of finished_at - started_at over finished jobs */
+    uint64_t items_total, items_completed, items_failed, items_skipped;
+    uint64_t units_completed, output_ms, gpu_render_ms, cpu_render_ms;
+} rf_analytics_row;
+
+rf_err rf_store_analytics(rf_store *st, const char *tenant, int64_t from_ms, int64_t to_ms,
+                          rf_analytics_row **out, size_t *n);
+
+/* Render speed history: sums of render_ms and media_duration_ms over the
+ * most recent (at most 500) completed units of jobs at this resolution. */
+rf_err rf_store_render_history(rf_store *st, const char *resolution, uint64_t *render_ms,
+                               uint64_t *media_ms);
+
+/* Total slots of agents heard from at or after since_ms. */
+rf_err rf_store_agents_slots(rf_store *st, int64_t since_ms, uint64_t *slots);
 
 /* Agents: upsert on HELLO (first_seen kept), touch on every later message
  * (*known = false when the agent was never seen). */

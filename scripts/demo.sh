@@ -23,6 +23,16 @@ for port in "$HTTP_PORT" "$NNG_PORT"; do
     fi
 done
 
+# A bearer token for this run: the coordinator verifies HS256 tokens signed
+# with the secret in demo-data/jwt-secret (made once, kept private).
+secret_file="$data/jwt-secret"
+if [ ! -s "$secret_file" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$secret_file")
+fi
+token=$(build/coordinator/coordinator mint-token --jwt-secret-file "$secret_file" \
+    --sub demo-user --tenant demo --ttl 7200)
+export RF_TOKEN="$token"
+
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do
@@ -36,7 +46,8 @@ trap cleanup EXIT
 
 build/coordinator/coordinator --http-listen "127.0.0.1:$HTTP_PORT" \
     --nng-listen "tcp://127.0.0.1:$NNG_PORT" --db-path "$data/renderfarm.db" \
-    --bucket-root "$data/buckets" >"$data/logs/coordinator.log" 2>&1 &
+    --bucket-root "$data/buckets" --jwt-secret-file "$secret_file" \
+    >"$data/logs/coordinator.log" 2>&1 &
 pids+=($!)
 build/agent/agent --coordinator "tcp://127.0.0.1:$NNG_PORT" --agent-id demo-agent \
     >"$data/logs/agent.log" 2>&1 &
@@ -61,17 +72,26 @@ print(json.dumps({
 PY
 )
 job=$(curl -fsS -X POST "$api/bulk-jobs" -H 'Content-Type: application/json' \
-    -H "Idempotency-Key: demo-$(date +%s%N)" -d "$body")
+    -H "Authorization: Bearer $token" -H "Idempotency-Key: demo-$(date +%s%N)" -d "$body")
 job_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$job")
 echo "demo: job $job_id created from $sheet"
 
 status=0
 python3 - "$api" "$job_id" <<'PY' || status=$?
-import json, sys, time, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 api, job_id = sys.argv[1], sys.argv[2]
 def get(path):
-    with urllib.request.urlopen(f"{api}{path}", timeout=10) as r:
-        return json.load(r)
+    req = urllib.request.Request(f"{api}{path}",
+                                 headers={"Authorization": f"Bearer {os.environ['RF_TOKEN']}"})
+    for _ in range(10):
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code != 429:  # over the rate limit: wait as told, then ask again
+                raise
+            time.sleep(int(e.headers.get("Retry-After", "1")))
+    raise SystemExit("demo: rate limited for too long")
 deadline = time.time() + 1800
 last = None
 while time.time() < deadline:
@@ -90,7 +110,7 @@ while time.time() < deadline:
     last = line.split(" eta")[0]
     if p["state"] in ("completed", "failed", "canceled"):
         break
-    time.sleep(1)
+    time.sleep(2)
 print()
 for v in get(f"/bulk-jobs/{job_id}/videos?page_size=100")["videos"]:
     if v["state"] == "completed":

@@ -13,7 +13,8 @@ pkgs=(
     fonts-noto-color-emoji
     espeak-ng libespeak-ng-dev libebur128-dev
     libsystemd-dev libcmocka-dev
-    python3 curl
+    python3 python3-requests curl
+    python3-websocket node-ws
 )
 
 missing=()

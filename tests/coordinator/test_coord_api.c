@@ -5,15 +5,22 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "analytics.h"
 #include "api.h"
+#include "jobs.h"
+#include "rf_util.h"
 #include "testutil.h"
 
 typedef struct fixture {
@@ -213,6 +220,7 @@ setup(void **state)
     fx->env.cfg.http_threads = 4;
     fx->env.cfg.max_body_bytes = 8192;
     fx->env.cfg.csv_fetch_timeout_ms = 3000;
+    fx->env.cfg.auth_disabled = true; /* tokens: test_coord_auth and the integration tests */
     if (rf_api_start(fx->env.st, &fx->env.cfg, &fx->api) != RF_OK) {
         return -1;
     }
@@ -392,7 +400,7 @@ test_not_found_and_method(void **state)
     http(fx, "DELETE", "/api/v1/bulk-jobs", NULL, 0, NULL, false, &c);
     assert_int_equal(c.status, 405);
     assert_true(header(&c, "Allow", allow, sizeof(allow)));
-    assert_string_equal(allow, "POST");
+    assert_string_equal(allow, "POST, GET");
     assert_string_equal(jstr(c.json, "error_code"), "method_not_allowed");
 
     get(fx, "/nothing/here", &d);
@@ -564,6 +572,344 @@ test_csv_path_and_file_url(void **state)
     response_free(&d);
 }
 
+/* Every route of the table is in the OpenAPI document and every operation
+ * of the document is a route; the served document is the embedded one. */
+static void
+test_openapi_matches_routes(void **state)
+{
+    fixture *fx = *state;
+    size_t len = 0;
+    const char *text = rf_api_openapi(&len);
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    const json_t *paths, *ops;
+    const char *key;
+    size_t n_ops = 0, n_routes = rf_api_route_count();
+    response r;
+
+    assert_non_null(doc);
+    assert_int_equal(len, strlen(text));
+    assert_string_equal(jstr(doc, "openapi"), "3.0.3");
+    paths = json_object_get(doc, "paths");
+    assert_true(json_is_object(paths));
+    for (size_t i = 0; i < n_routes; i++) {
+        const char *method, *path;
+        bool api_scoped;
+        char want[256], lower[16];
+        bool found = false;
+        assert_true(rf_api_route_at(i, &method, &path, &api_scoped));
+        json_object_foreach((json_t *)paths, key, ops)
+        {
+            /* "/bulk-jobs/{job_id}/pause" -> "/bulk-jobs/{}/pause" */
+            char norm[256];
+            size_t o = 0;
+            for (const char *p = key; *p != '\0' && o + 3 < sizeof(norm); p++) {
+                if (*p == '{') {
+                    norm[o++] = '{';
+                    norm[o++] = '}';
+                    while (*p != '\0' && *p != '}') {
+                        p++;
+                    }
+                } else {
+                    norm[o++] = *p;
+                }
+            }
+            norm[o] = '\0';
+            snprintf(want, sizeof(want), "%s", path);
+            if (strcmp(norm, want) != 0) {
+                continue;
+            }
+            for (size_t c = 0; c <= strlen(method); c++) {
+                lower[c] = (char)tolower((unsigned char)method[c]);
+            }
+            found = json_object_get(ops, lower) != NULL;
+            /* the root-level route says so in its own servers entry */
+            if (found && !api_scoped) {
+                const json_t *servers = json_object_get(ops, "servers");
+                assert_true(json_is_array(servers));
+                assert_string_equal(jstr(json_array_get(servers, 0), "url"), "/");
+            }
+        }
+        if (!found) {
+            fail_msg("route %s %s is not in openapi.json", method, path);
+        }
+    }
+    json_object_foreach((json_t *)paths, key, ops)
+    {
+        const char *m;
+        const json_t *op;
+        json_object_foreach((json_t *)ops, m, op)
+        {
+            if (strcmp(m, "servers") != 0 && strcmp(m, "parameters") != 0) {
+                n_ops++;
+            }
+        }
+    }
+    if (n_ops != n_routes) {
+        fail_msg("openapi.json has %zu operations, the route table %zu", n_ops, n_routes);
+    }
+    get(fx, "/api/v1/openapi.json", &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_equal(r.json, doc));
+    response_free(&r);
+    json_decref(doc);
+}
+
+static void
+test_list_http(void **state)
+{
+    fixture *fx = *state;
+    response a, b, c, bad;
+    const char *first;
+
+    post(fx, "/api/v1/bulk-jobs", JOB, &a);
+    response_free(&a);
+    /* created_at has millisecond resolution: jobs created in the same
+     * millisecond have no defined order, so make these two distinct. */
+    usleep(5000);
+    post(fx, "/api/v1/bulk-jobs", JOB, &a);
+    get(fx, "/api/v1/bulk-jobs?page_size=1&sort=created_at&order=desc", &b);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(json_array_size(json_object_get(b.json, "jobs")), 1);
+    first = jstr(json_array_get(json_object_get(b.json, "jobs"), 0), "id");
+    assert_string_equal(first, jstr(a.json, "id")); /* newest first */
+    assert_true(jint(b.json, "total_count") >= 2);
+    assert_true(json_is_string(json_object_get(b.json, "next_page_token")));
+    get(fx, "/api/bulk-jobs?state=pending&sort=percent_complete&order=asc", &c);
+    assert_int_equal(c.status, 200);
+    assert_true(json_is_true(json_object_get(c.json, "success")));
+    assert_true(json_array_size(json_object_get(json_object_get(c.json, "data"), "jobs")) >= 2);
+    get(fx, "/api/v1/bulk-jobs?sort=title", &bad);
+    assert_int_equal(bad.status, 400);
+    assert_string_equal(jstr(json_object_get(bad.json, "detail"), "field"), "sort");
+    response_free(&bad);
+    get(fx, "/api/v1/bulk-jobs?page_size=0", &bad);
+    assert_int_equal(bad.status, 400);
+    response_free(&bad);
+    get(fx, "/api/v1/bulk-jobs?state=lost", &bad);
+    assert_int_equal(bad.status, 400);
+    response_free(&bad);
+    get(fx, "/api/v1/bulk-jobs?page_token=Zm9v", &bad);
+    assert_int_equal(bad.status, 400);
+    assert_string_equal(jstr(json_object_get(bad.json, "detail"), "field"), "page_token");
+    response_free(&bad);
+    response_free(&a);
+    response_free(&b);
+    response_free(&c);
+}
+
+static void
+test_idempotency_http(void **state)
+{
+    fixture *fx = *state;
+    const char *const key1[] = {"Idempotency-Key: api-test-key-1", NULL};
+    const char *const key2[] = {"Idempotency-Key: api-test-key-2", NULL};
+    const char *const key_bad[] = {"Idempotency-Key: caf\xc3\xa9", NULL};
+    char other[2048], h[64];
+    response a, b, c, d, e, f;
+
+    http(fx, "POST", "/api/v1/bulk-jobs", JOB, strlen(JOB), key1, false, &a);
+    assert_int_equal(a.status, 201);
+    assert_false(header(&a, "Idempotent-Replayed", h, sizeof(h)));
+    http(fx, "POST", "/api/v1/bulk-jobs", JOB, strlen(JOB), key1, false, &b);
+    assert_int_equal(b.status, 201);
+    assert_string_equal(b.body.data, a.body.data); /* the same body, the same job */
+    assert_true(header(&b, "Idempotent-Replayed", h, sizeof(h)));
+    assert_string_equal(h, "true");
+    snprintf(other, sizeof(other), "%s", JOB);
+    memcpy(strstr(other, "API job"), "API jab", 7);
+    http(fx, "POST", "/api/v1/bulk-jobs", other, strlen(other), key1, false, &c);
+    assert_int_equal(c.status, 409);
+    assert_string_equal(jstr(c.json, "error_code"), "idempotency_conflict");
+    /* a request refused by validation is not stored: the key stays usable */
+    http(fx, "POST", "/api/v1/bulk-jobs", "{\"title\":\"\"}", 12, key2, false, &d);
+    assert_int_equal(d.status, 400);
+    http(fx, "POST", "/api/v1/bulk-jobs", other, strlen(other), key2, false, &e);
+    assert_int_equal(e.status, 201);
+    assert_string_not_equal(jstr(e.json, "id"), jstr(a.json, "id"));
+    http(fx, "POST", "/api/v1/bulk-jobs", JOB, strlen(JOB), key_bad, false, &f);
+    assert_int_equal(f.status, 400);
+    assert_string_equal(jstr(json_object_get(f.json, "detail"), "field"), "Idempotency-Key");
+    response_free(&a);
+    response_free(&b);
+    response_free(&c);
+    response_free(&d);
+    response_free(&e);
+    response_free(&f);
+}
+
+static void
+test_dry_run_http(void **state)
+{
+    fixture *fx = *state;
+    response before, r, after;
+    const json_t *rep, *est;
+
+    get(fx, "/api/v1/bulk-jobs", &before);
+    post(fx, "/api/v1/bulk-jobs?dry_run=true", JOB, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_true(json_object_get(r.json, "dry_run")));
+    assert_true(json_is_false(json_object_get(r.json, "valid"))); /* row 2 has no script */
+    rep = json_object_get(r.json, "validation_report");
+    assert_int_equal(jint(rep, "rows_total"), 3);
+    assert_int_equal(jint(rep, "valid_rows"), 2);
+    assert_int_equal(jint(rep, "invalid_rows"), 1);
+    assert_int_equal(jint(json_array_get(json_object_get(rep, "errors"), 0), "row_number"), 2);
+    assert_non_null(strstr(jstr(json_array_get(json_object_get(rep, "errors"), 0), "message"),
+                           "script_content"));
+    assert_int_equal(jint(r.json, "items_total"), 3);
+    assert_int_equal(jint(r.json, "renditions_total"), 3); /* youtube+tiktok, youtube */
+    est = json_object_get(r.json, "estimate");
+    /* 3 renditions of 300 s at 720p: 15 output minutes x 0.01 + CPU 0.5 x 15 min x 0.002 */
+    assert_true(fabs(json_number_value(json_object_get(est, "cost")) - (0.15 + 0.015)) < 1e-6);
+    assert_int_equal(jint(est, "processing_time_ms"), 450000); /* 900 s x 0.5, one slot */
+    get(fx, "/api/v1/bulk-jobs", &after);
+    assert_int_equal(jint(after.json, "total_count"), jint(before.json, "total_count"));
+    response_free(&before);
+    response_free(&r);
+    response_free(&after);
+}
+
+static void
+test_templates_http(void **state)
+{
+    fixture *fx = *state;
+    const char *tpl = "{\"template_id\":\"my_brand_template\",\"name\":\"My Brand Style\","
+                      "\"description\":\"Custom template for brand videos\",\"settings\":{"
+                      "\"style\":{\"colors\":[\"#FF0000\",\"#00FF00\",\"#0000FF\"],"
+                      "\"font_family\":\"Arial\",\"logo_position\":\"bottom_right\"},"
+                      "\"audio\":{\"background_music\":\"brand_track.mp3\","
+                      "\"voice_settings\":{\"speed\":1.25,\"pitch\":-2.0}}}}";
+    const char *job = "{\"title\":\"Branded\",\"input_source\":{\"type\":\"rows\",\"rows\":["
+                      "{\"idea_title\":\"One\",\"script_content\":\"a\",\"duration_seconds\":2}]},"
+                      "\"output\":{\"output_bucket\":\"tb\",\"resolution\":\"720p\"},"
+                      "\"template\":{\"template_id\":\"my_brand_template\"}}";
+    response a, b, c, d, e, f, g;
+    rf_hello hello;
+    rf_unit u;
+    rf_outcome oc;
+    bool leased = false;
+    bool mine = false;
+    size_t i;
+    json_t *t;
+
+    post(fx, "/api/v1/templates", tpl, &a);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(jstr(a.json, "template_id"), "my_brand_template");
+    assert_true(json_is_false(json_object_get(a.json, "built_in")));
+    post(fx, "/api/v1/templates", tpl, &b);
+    assert_int_equal(b.status, 409);
+    get(fx, "/api/v1/templates", &c);
+    assert_int_equal(c.status, 200);
+    json_array_foreach(json_object_get(c.json, "templates"), i, t)
+    {
+        mine = mine || strcmp(jstr(t, "template_id"), "my_brand_template") == 0;
+    }
+    assert_true(mine);
+    assert_true(json_array_size(json_object_get(c.json, "templates")) >= 6);
+    get(fx, "/api/templates/tpl_promotional", &d);
+    assert_int_equal(d.status, 200);
+    assert_true(json_is_true(json_object_get(json_object_get(d.json, "data"), "built_in")));
+    post(fx, "/api/v1/templates",
+         "{\"template_id\":\"x\",\"name\":\"X\",\"settings\":{\"style\":{\"colors\":[\"red\"]}}}",
+         &e);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(jstr(json_object_get(e.json, "detail"), "field"), "settings.style.colors");
+    post(fx, "/api/v1/bulk-jobs", job, &f);
+    assert_int_equal(f.status, 201);
+    /* the unit carries the custom template */
+    memset(&hello, 0, sizeof(hello));
+    snprintf(hello.agent_id, sizeof(hello.agent_id), "tpl-agent");
+    snprintf(hello.hostname, sizeof(hello.hostname), "h");
+    hello.slots = 1;
+    assert_int_equal(rf_jobs_agent_hello(fx->env.st, &hello, rf_now_ms()), RF_OK);
+    for (int k = 0; k < 50; k++) {
+        assert_int_equal(
+            rf_jobs_lease(fx->env.st, &fx->env.cfg, "tpl-agent", rf_now_ms(), &u, &leased, &oc),
+            RF_OK);
+        if (!leased || strcmp(u.job_id, jstr(f.json, "id")) == 0) {
+            break;
+        }
+        free(u.title);
+        free(u.description);
+        free(u.script);
+    }
+    assert_true(leased);
+    assert_string_equal(u.job_id, jstr(f.json, "id"));
+    assert_string_equal(u.template_id, "my_brand_template");
+    assert_int_equal(u.n_colors, 3);
+    assert_string_equal(u.colors[0], "#FF0000");
+    assert_string_equal(u.font_family, "Arial");
+    assert_true(fabs(u.voice_speed - 1.25) < 1e-9);
+    assert_true(fabs(u.voice_pitch + 2.0) < 1e-9);
+    free(u.title);
+    free(u.description);
+    free(u.script);
+    post(fx, "/api/v1/bulk-jobs",
+         "{\"title\":\"t\",\"input_source\":{\"type\":\"rows\",\"rows\":[{\"idea_title\":\"a\","
+         "\"script_content\":\"b\"}]},\"output\":{\"output_bucket\":\"b\"},"
+         "\"template\":{\"template_id\":\"not_mine\"}}",
+         &g);
+    assert_int_equal(g.status, 400);
+    assert_string_equal(jstr(json_object_get(g.json, "detail"), "field"), "template.template_id");
+    response_free(&a);
+    response_free(&b);
+    response_free(&c);
+    response_free(&d);
+    response_free(&e);
+    response_free(&f);
+    response_free(&g);
+}
+
+static void
+test_analytics_http(void **state)
+{
+    fixture *fx = *state;
+    response r, bad;
+    char path[256], today[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    const json_t *groups;
+
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+    snprintf(path, sizeof(path),
+             "/api/v1/bulk-jobs/analytics?start_date=%s&end_date=%s&group_by=template_id", today,
+             today);
+    get(fx, path, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(jint(r.json, "total_jobs") >= 1); /* jobs of earlier tests, same store */
+    assert_true(
+        json_is_object(json_object_get(json_object_get(r.json, "cost_summary"), "by_template")));
+    groups = json_object_get(r.json, "groups");
+    assert_true(json_array_size(groups) >= 1);
+    assert_string_equal(jstr(r.json, "start_date"), today);
+    get(fx, "/api/v1/bulk-jobs/analytics?start_date=2025-02-30", &bad);
+    assert_int_equal(bad.status, 400);
+    assert_string_equal(jstr(json_object_get(bad.json, "detail"), "field"), "start_date");
+    response_free(&bad);
+    get(fx, "/api/v1/bulk-jobs/analytics?start_date=2025-10-31&end_date=2025-10-01", &bad);
+    assert_int_equal(bad.status, 400);
+    response_free(&bad);
+    get(fx, "/api/v1/bulk-jobs/analytics?group_by=state", &bad);
+    assert_int_equal(bad.status, 400);
+    response_free(&bad);
+    response_free(&r);
+}
+
+/* The cost model on known numbers: one completed 720p unit of 2 s rendered
+ * in 30 s on CPU, one 4k unit of 60 s rendered in 60 s on NVENC. */
+static void
+test_cost_model(void **state)
+{
+    fixture *fx = *state;
+    const rf_coord_config *cfg = &fx->env.cfg;
+
+    assert_true(fabs(rf_cost_output(cfg, "720p", 120000) - 0.02) < 1e-9);
+    assert_true(fabs(rf_cost_output(cfg, "4k", 60000) - 0.06) < 1e-9);
+    assert_true(fabs(rf_cost_output(cfg, "1080p", 30000) - 0.01) < 1e-9);
+    assert_true(fabs(rf_cost_render(cfg, 60000, 30000) - (0.01 + 0.001)) < 1e-9);
+}
+
 int
 main(void)
 {
@@ -577,6 +923,13 @@ main(void)
         cmocka_unit_test(test_chunked_body_accepted),
         cmocka_unit_test(test_correlation_id),
         cmocka_unit_test(test_csv_path_and_file_url),
+        cmocka_unit_test(test_openapi_matches_routes),
+        cmocka_unit_test(test_list_http),
+        cmocka_unit_test(test_idempotency_http),
+        cmocka_unit_test(test_dry_run_http),
+        cmocka_unit_test(test_templates_http),
+        cmocka_unit_test(test_analytics_http),
+        cmocka_unit_test(test_cost_model),
     };
     int rc;
 

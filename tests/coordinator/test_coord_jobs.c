@@ -324,7 +324,8 @@ test_lease_expiry_requeue_and_fencing(void **state)
     lease_ok(env, "agent-a", T0, &u);
     snprintf(old_lease, sizeof(old_lease), "%s", u.lease_id);
     get_job(env, id, T0, &v);
-    assert_string_equal(v.job.state, "running");
+    /* its only unit is in flight: nothing is left to start */
+    assert_string_equal(v.job.state, "completing");
     rf_job_view_clear(&v);
 
     /* a heartbeat extends the lease */
@@ -344,6 +345,9 @@ test_lease_expiry_requeue_and_fencing(void **state)
     assert_string_equal(rec.lease_id, "");
     assert_string_equal(rec.agent_id, "");
     assert_int_equal(tu_count_events(env, id, "unit.lease_expired"), 1);
+    get_job(env, id, T0 + 1000 + ttl + 1, &v);
+    assert_string_equal(v.job.state, "running"); /* back from completing: a unit is queued */
+    rf_job_view_clear(&v);
 
     /* the old holder is fenced off */
     int64_t later = T0 + 2000 + ttl;
@@ -375,7 +379,8 @@ test_lease_expiry_requeue_and_fencing(void **state)
     assert_int_equal(v.job.started_at, T0);
     assert_int_equal(v.job.finished_at, later + 2);
     rf_job_view_clear(&v);
-    assert_int_equal(tu_count_events(env, id, "job.state_changed"), 2);
+    /* pending -> running -> completing -> running (lapse) -> completing -> completed */
+    assert_int_equal(tu_count_events(env, id, "job.state_changed"), 5);
     assert_int_equal(tu_count_events(env, id, "job.completed"), 1);
     assert_int_equal(tu_count_events(env, id, "video.completed"), 1);
     free_unit(&u);

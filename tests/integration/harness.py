@@ -1,7 +1,16 @@
 """Helpers for integration tests: real coordinator and agent processes on
 127.0.0.1, a real SQLite file in a temp dir, and ffprobe/ffmpeg checks of the
-outputs. Standard library only."""
+outputs. Standard library only.
+
+Every Cluster starts its coordinator with a fresh HS256 secret (Cluster.secret)
+and sends Cluster.token (tenant "default", user "it-user", every scope) as a
+Bearer token on every request unless told otherwise; mint() makes other
+tokens, good or deliberately bad. Rate limits are raised to 100000/min so that
+polling tests are not throttled; tests of the limits pass their own."""
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -15,6 +24,31 @@ import urllib.error
 import urllib.request
 
 SKIP = 77
+ALL_SCOPES = "jobs:read jobs:write sheets:connect templates:write"
+_DEFAULT = object()
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint(secret, sub="it-user", tenant="default", scope=ALL_SCOPES, ttl=3600, now=None,
+         alg="HS256", header=None, extra=None, drop=(), sign_with=None):
+    """An HS256 JWT made by hand (so that tests can also make bad ones):
+    header/claims overrides, drop=("exp",) removes claims, alg="none" leaves
+    the signature empty, sign_with signs with another secret."""
+    now = int(time.time()) if now is None else now
+    head = header if header is not None else {"alg": alg, "typ": "JWT"}
+    claims = {"sub": sub, "tenant": tenant, "scope": scope, "iat": now, "nbf": now,
+              "exp": now + ttl}
+    claims.update(extra or {})
+    for k in drop:
+        claims.pop(k, None)
+    signing = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return signing + "."
+    key = (sign_with if sign_with is not None else secret).encode()
+    return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
 
 
 def args():
@@ -46,6 +80,9 @@ class Cluster:
     def __init__(self, build, extra_coord_args=()):
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="rf-it-")
+        self.secret = "it-" + os.urandom(24).hex()
+        self.token = mint(self.secret)
+        self.last_headers = {}
         self.http_port = free_port()
         self.nng_port = free_port()
         self.bucket_root = os.path.join(self.dir, "buckets")
@@ -66,7 +103,8 @@ class Cluster:
                 "--http-listen", f"127.0.0.1:{self.http_port}",
                 "--nng-listen", f"tcp://127.0.0.1:{self.nng_port}",
                 "--db-path", self.db, "--bucket-root", self.bucket_root,
-                "--log-level", "info", *extra]
+                "--log-level", "info", "--jwt-secret", self.secret,
+                "--rate-user-per-min", "100000", "--rate-project-per-min", "100000", *extra]
         self._spawn("coordinator", argv)
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -92,6 +130,13 @@ class Cluster:
             p.send_signal(sig)
         p.wait(timeout=30)
 
+    def signal(self, name, sig):
+        """Sends sig to a process this cluster started (SIGSTOP/SIGCONT...)
+        without waiting for it."""
+        p = self.procs[name]
+        if p.poll() is None:
+            p.send_signal(sig)
+
     def log(self, name):
         try:
             with open(self.logs[name], "rb") as f:
@@ -99,10 +144,19 @@ class Cluster:
         except OSError:
             return ""
 
-    def request(self, method, path, body=None, headers=None):
+    def mint(self, **kw):
+        """A token signed with this coordinator's secret (see mint())."""
+        return mint(self.secret, **kw)
+
+    def request(self, method, path, body=None, headers=None, token=_DEFAULT):
+        """(status, parsed JSON body); the response headers are left in
+        self.last_headers (lowercase names). token=None sends none."""
         url = f"http://127.0.0.1:{self.http_port}{path}"
         data = None
         hdrs = dict(headers or {})
+        token = self.token if token is _DEFAULT else token
+        if token is not None and "Authorization" not in hdrs:
+            hdrs["Authorization"] = f"Bearer {token}"
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
@@ -110,19 +164,21 @@ class Cluster:
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 raw = r.read()
+                self.last_headers = {k.lower(): v for k, v in r.headers.items()}
                 return r.status, (json.loads(raw) if raw else None)
         except urllib.error.HTTPError as e:
             raw = e.read()
+            self.last_headers = {k.lower(): v for k, v in e.headers.items()}
             try:
                 return e.code, json.loads(raw)
             except ValueError:
                 return e.code, raw
 
-    def get(self, path):
-        return self.request("GET", path)
+    def get(self, path, token=_DEFAULT, headers=None):
+        return self.request("GET", path, headers=headers, token=token)
 
-    def post(self, path, body, headers=None):
-        return self.request("POST", path, body, headers)
+    def post(self, path, body, headers=None, token=_DEFAULT):
+        return self.request("POST", path, body, headers, token=token)
 
     def wait_job(self, job_id, timeout=300, states=("completed", "failed", "canceled")):
         deadline = time.time() + timeout
