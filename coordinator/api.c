@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "api_int.h"
+#include "live_wiring.h"
 #include "rf_log.h"
 #include "rf_util.h"
 
@@ -37,9 +38,12 @@ static const rf_route routes[] = {
     {"POST", true, "/bulk-jobs/{}/resume", RF_SCOPE_JOBS_WRITE, rf_h_resume},
     {"POST", true, "/bulk-jobs/{}/cancel", RF_SCOPE_JOBS_WRITE, rf_h_cancel},
     {"POST", true, "/bulk-jobs/{}/retry", RF_SCOPE_JOBS_WRITE, rf_h_retry},
+    {"GET", true, "/bulk-jobs/{}/webhooks", RF_SCOPE_JOBS_READ, rf_h_webhooks},
+    {"GET", true, "/webhooks/secret", RF_SCOPE_JOBS_WRITE, rf_h_webhook_secret},
     {"GET", true, "/templates", RF_SCOPE_JOBS_READ, rf_h_templates_list},
     {"POST", true, "/templates", RF_SCOPE_TEMPLATES_WRITE, rf_h_templates_create},
     {"GET", true, "/templates/{}", RF_SCOPE_JOBS_READ, rf_h_template_get},
+    {"POST", true, "/sheets/connect", RF_SCOPE_SHEETS_CONNECT, rf_h_sheets_connect},
     {"GET", true, "/openapi.json", RF_API_PUBLIC, h_openapi},
     {"GET", false, "/healthz", RF_API_PUBLIC, h_health},
 };
@@ -97,8 +101,12 @@ status_text(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 422:
+        return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     default:
@@ -699,9 +707,19 @@ rf_api_start(rf_store *st, const rf_coord_config *cfg, rf_api **out)
 {
     struct mg_callbacks callbacks;
     char threads[16];
-    const char *options[] = {
-        "listening_ports", cfg->http_listen,    "num_threads", threads, "request_timeout_ms",
-        "30000",           "enable_keep_alive", "no",          NULL};
+    const char *options[] = {"listening_ports",
+                             cfg->http_listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             "30000",
+                             "enable_keep_alive",
+                             "no",
+                             "enable_websocket_ping_pong",
+                             "yes",
+                             "websocket_timeout_ms",
+                             "20000",
+                             NULL};
     rf_api *api = calloc(1, sizeof(*api));
     rf_err rv;
 
@@ -709,7 +727,9 @@ rf_api_start(rf_store *st, const rf_coord_config *cfg, rf_api **out)
     if (api == NULL) {
         return RF_ENOMEM;
     }
-    snprintf(threads, sizeof(threads), "%lld", (long long)cfg->http_threads);
+    /* Every open WebSocket holds a worker thread for its lifetime. */
+    snprintf(threads, sizeof(threads), "%lld",
+             (long long)(cfg->http_threads + (cfg->live != NULL ? cfg->ws_max_clients : 0)));
     api->st = st;
     api->cfg = cfg;
     rf_auth_params_from_config(cfg, &api->auth);
@@ -731,6 +751,9 @@ rf_api_start(rf_store *st, const rf_coord_config *cfg, rf_api **out)
         return RF_ENET;
     }
     mg_set_request_handler(api->ctx, "/", on_request, api);
+    if (cfg->live != NULL && rf_live_attach_ws(cfg->live, api->ctx, &api->auth) != RF_OK) {
+        rf_warn("http: the live WebSocket feed is unavailable");
+    }
     rf_info("http: listening on %s (port %d); auth %s; limits %lld/min per user, %lld/min per "
             "tenant",
             cfg->http_listen, rf_api_port(api), cfg->auth_disabled ? "DISABLED" : "HS256 JWT",

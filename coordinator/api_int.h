@@ -14,6 +14,7 @@
 #include "api.h"
 #include "auth.h"
 #include "ratelimit.h"
+#include "sheets.h"
 #include "verr.h"
 
 #define RF_API_MAX_PARAMS 2
@@ -107,9 +108,18 @@ int rf_h_pause(rf_req *r);
 int rf_h_resume(rf_req *r);
 int rf_h_cancel(rf_req *r);
 int rf_h_retry(rf_req *r);
+int rf_h_webhooks(rf_req *r);       /* api_live.c */
+int rf_h_webhook_secret(rf_req *r); /* api_live.c */
 int rf_h_analytics(rf_req *r);
 int rf_h_templates_list(rf_req *r);
 int rf_h_templates_create(rf_req *r);
 int rf_h_template_get(rf_req *r);
+int rf_h_sheets_connect(rf_req *r);
+
+/* A Google Sheets failure (sheets.h codes) as an API error: status from
+ * rf_sheets_api_status, detail {google_status, google_http_status, sheet_id,
+ * field}. */
+int rf_api_reply_sheet_error(rf_req *r, const rf_gerror *e, const char *sheet_id,
+                             const char *field);
 
 #endif

@@ -14,9 +14,11 @@
 #include "custom_templates.h"
 #include "idempotency.h"
 #include "jobs.h"
+#include "live_wiring.h"
 #include "request.h"
 #include "rf_log.h"
 #include "rf_util.h"
+#include "sheets_wiring.h"
 #include "sources.h"
 
 #define LIST_PAGE_DEFAULT 20
@@ -127,6 +129,22 @@ video_json(const rf_video_view *v)
                           (int)u->width, "height", (int)u->height, "duration_ms",
                           (json_int_t)u->media_duration_ms, "size_bytes", (json_int_t)u->size_bytes,
                           "sha256", u->sha256, "encoder", u->encoder));
+            /* The poster and captions the agent wrote beside the video. */
+            if (u->poster_path[0] != '\0') {
+                snprintf(url, sizeof(url), "%s%s",
+                         strstr(u->poster_path, "://") != NULL ? "" : "file://", u->poster_path);
+                json_array_append_new(artifacts, json_pack("{s:s, s:s, s:s, s:s}", "type",
+                                                           "thumbnail", "rendition", u->rendition,
+                                                           "url", url, "path", u->poster_path));
+            }
+            if (u->captions_path[0] != '\0') {
+                snprintf(url, sizeof(url), "%s%s",
+                         strstr(u->captions_path, "://") != NULL ? "" : "file://",
+                         u->captions_path);
+                json_array_append_new(artifacts, json_pack("{s:s, s:s, s:s, s:s}", "type",
+                                                           "captions", "rendition", u->rendition,
+                                                           "url", url, "path", u->captions_path));
+            }
         }
         json_array_append_new(
             renditions, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:i, s:o, s:o}", "rendition",
@@ -160,6 +178,14 @@ load_job(rf_req *r, const char *job_id, rf_job_view *v)
     }
     if (rv != RF_OK) {
         return rf_api_reply_internal(r, rv);
+    }
+    /* The measured ETA (live_wiring.h, docs/LIVE.md) replaces the average
+     * since start while the job runs; unknown until measured. */
+    if (r->api->cfg->live != NULL && strcmp(v->job.state, "running") == 0) {
+        uint64_t left = v->frames_total > v->frames_done ? v->frames_total - v->frames_done : 0;
+        if (rf_live_eta(r->api->cfg->live, v->job.id, left, &v->eta_ms) != RF_OK) {
+            v->eta_ms = -1;
+        }
     }
     return 0;
 }
@@ -383,6 +409,17 @@ rf_h_create(rf_req *r)
     if (rv == RF_OK) {
         rv = rf_source_read(&spec.source, api->cfg, &rows, &verr);
     }
+    if ((rv == RF_EINVAL || rv == RF_ETOOBIG) && spec.source.sheet_err.code[0] != '\0') {
+        rf_info("http: job request refused [%s]: %s", r->cid, spec.source.sheet_err.message);
+        status = rf_api_reply_sheet_error(r, &spec.source.sheet_err, spec.source.sheet_id,
+                                          "input_source");
+        goto out;
+    }
+    if (rv == RF_EINVAL && strcmp(verr.reason, "writeback_not_allowed") == 0) {
+        status = rf_api_reply_error(r, 422, "writeback_not_allowed", verr.message,
+                                    json_pack("{s:s}", "field", verr.field), NULL);
+        goto out;
+    }
     if (rv == RF_EINVAL || rv == RF_ETOOBIG) {
         rf_info("http: job request refused [%s]: %s", r->cid, verr.message);
         status = rf_api_reply_verr(r, 400, &verr);
@@ -391,6 +428,20 @@ rf_h_create(rf_req *r)
     if (rv != RF_OK) {
         status = rf_api_reply_internal(r, rv);
         goto out;
+    }
+    if (spec.callback_url[0] != '\0' && api->cfg->live != NULL) {
+        /* SSRF guard (docs/LIVE.md): refused like any invalid field. A name
+         * that does not resolve yet is accepted: every delivery attempt
+         * checks again and abandons a refused target. */
+        char why[256] = "";
+        rf_err crv = rf_live_check_callback(api->cfg->live, spec.callback_url, why, sizeof(why));
+        if (crv == RF_EINVAL || crv == RF_ECONFLICT) {
+            rf_verr_set(&verr, "callback_url", "forbidden_target",
+                        "callback_url is not an allowed webhook target: %s", why);
+            rf_info("http: job request refused [%s]: %s", r->cid, verr.message);
+            status = rf_api_reply_verr(r, 400, &verr);
+            goto out;
+        }
     }
     if (dry_run) {
         status = answer_dry_run(r, &spec, &rows);
@@ -401,6 +452,9 @@ rf_h_create(rf_req *r)
     if (rv != RF_OK) {
         status = rf_api_reply_internal(r, rv);
         goto out;
+    }
+    if (spec.writeback && rf_sheets_wiring_watch(api->cfg->sheets_wb, job_id) != RF_OK) {
+        rf_warn("http: job %s: results will not be written back (out of memory)", job_id);
     }
     rv = rf_jobs_get(api->st, job_id, rf_now_ms(), &v);
     if (rv != RF_OK) {
@@ -556,7 +610,14 @@ rf_h_progress(rf_req *r)
     if (status != 0) {
         return status;
     }
-    status = rf_api_reply_ok(r, 200, progress_json(&v), NULL);
+    {
+        json_t *body = progress_json(&v);
+        /* a write-back into the job's sheet waiting on Google's quota */
+        if (body != NULL && rf_sheets_wiring_rate_limited(r->api->cfg->sheets_wb, v.job.id)) {
+            json_object_set_new(body, "rate_limited", json_true());
+        }
+        status = rf_api_reply_ok(r, 200, body, NULL);
+    }
     rf_job_view_clear(&v);
     return status;
 }

@@ -62,6 +62,45 @@ typedef struct rf_coord_config {
     double estimate_render_factor_720p;
     double estimate_render_factor_1080p;
     double estimate_render_factor_4k;
+
+    /* Google Sheets (sheets.h, docs/SHEETS.md): endpoints, the three kinds of
+     * access, retries and Google's per-minute quotas. */
+    char sheets_api_base[256];
+    char sheets_csv_export_base[256];
+    char sheets_api_key[256];
+    char sheets_credentials_file[1024];
+    bool sheets_csv_export;
+    int64_t sheets_timeout_ms;
+    int64_t sheets_max_retries;
+    int64_t sheets_backoff_initial_ms;
+    int64_t sheets_backoff_max_ms;
+    int64_t sheets_read_calls_per_min;
+    int64_t sheets_write_calls_per_min;
+    int64_t sheets_write_batch_ranges;
+    int64_t sheets_writeback_poll_ms; /* how often finished jobs are looked for */
+
+    /* Live progress (live_wiring.h, docs/LIVE.md): the WebSocket feed, the
+     * job webhooks and the ETA estimator. */
+    int64_t ws_max_clients;                  /* open WebSockets, all jobs together */
+    int64_t ws_queue_max_msgs;               /* per client before it is disconnected */
+    int64_t ws_queue_max_bytes;              /* per client before it is disconnected */
+    int64_t ws_progress_interval_ms;         /* job.progress coalescing window */
+    int64_t ws_heartbeat_ms;                 /* the latest progress is repeated this often */
+    int64_t ws_close_grace_ms;               /* a too-slow client is cut after this */
+    char webhook_schedule[256];              /* retry delays, "0,5s,5m,..." */
+    double webhook_jitter;                   /* each delay scaled by 1 +- jitter */
+    int64_t webhook_timeout_ms;              /* one delivery attempt */
+    int64_t webhook_workers;                 /* parallel deliveries */
+    bool webhook_follow_redirects;           /* follow 307/308 (re-vetted) */
+    char webhook_allow[1024];                /* SSRF allow list: CIDRs, addresses, host names */
+    char webhook_secret_master[RF_PATH_MAX]; /* file with a master key; "" = random per tenant */
+    int64_t eta_tau_ms;                      /* ETA smoothing time constant */
+
+    /* Runtime objects, not configuration keys: set by main() after start-up
+     * (NULL in tests that do not need them); owned by main(). */
+    struct rf_sheets_client *sheets;    /* the Google Sheets client */
+    struct rf_sheets_wiring *sheets_wb; /* write-back worker (sheets_wiring.h) */
+    struct rf_live *live;               /* live feed and webhooks (live_wiring.h) */
 } rf_coord_config;
 
 /* Fills cfg with the table's defaults. */

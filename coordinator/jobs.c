@@ -524,243 +524,55 @@ typedef struct row_plan {
     char renditions[3][RF_NAME_MAX];
 } row_plan;
 
-static void plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Appends "row N: msg", or "; msg" after the first error of the row. */
-static void
-plan_error(row_plan *p, uint32_t row_number, const char *fmt, ...)
+/* Validates one row at a validation level (validate.h) and plans its
+ * renditions: one per frame shape of the platforms it names. */
+static rf_err
+plan_row(const rf_row *row, rf_vlevel level, row_plan *p)
 {
-    size_t used = strlen(p->error);
-    va_list ap;
+    rf_row_check c;
+    rf_err rv;
 
-    if (used + 8 >= sizeof(p->error)) {
-        return;
+    memset(p, 0, sizeof(*p));
+    rv = rf_validate_row(row, level, &c);
+    if (rv != RF_OK) {
+        return rv;
     }
-    if (used == 0) {
-        used = (size_t)snprintf(p->error, sizeof(p->error), "row %u: ", row_number);
-    } else {
-        used += (size_t)snprintf(p->error + used, sizeof(p->error) - used, "; ");
-    }
-    if (used >= sizeof(p->error)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(p->error + used, sizeof(p->error) - used, fmt, ap);
-    va_end(ap);
-}
-
-/* Trimmed copy of a field into the row's JSON; returns the stored string or
- * NULL when the field is absent or blank. The string belongs to data: it
- * lives until that key is set again. */
-static const char *
-take_field(json_t *data, const rf_row *row, rf_field f)
-{
-    const char *s = row->fields[f];
-    const char *end;
-    json_t *v;
-
-    if (s == NULL) {
-        return NULL;
-    }
-    while (*s != '\0' && isspace((unsigned char)*s)) {
-        s++;
-    }
-    end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) {
-        end--;
-    }
-    if (end == s) {
-        return NULL;
-    }
-    v = json_stringn(s, (size_t)(end - s));
-    if (v == NULL) {
-        /* not valid UTF-8: keep the row failing with a clear message */
-        return "\x01";
-    }
-    json_object_set_new(data, rf_field_name(f), v);
-    return json_string_value(json_object_get(data, rf_field_name(f)));
-}
-
-static void
-lowercase_ascii(char *s)
-{
-    for (; *s != '\0'; s++) {
-        *s = (char)tolower((unsigned char)*s);
-    }
-}
-
-static void
-plan_platforms(row_plan *p, uint32_t rn, const char *text)
-{
-    char buf[1024];
-    char *save = NULL;
-
-    p->n_shapes = 0;
-    if (text == NULL) {
-        text = "youtube";
-    }
-    if (rf_strlcpy(buf, text, sizeof(buf)) != RF_OK) {
-        plan_error(p, rn, "platform_preferences is too long");
-        return;
-    }
-    lowercase_ascii(buf);
-    for (char *tok = strtok_r(buf, ",; \t\r\n|/", &save); tok != NULL;
-         tok = strtok_r(NULL, ",; \t\r\n|/", &save)) {
+    /* data moves into the plan; title points into it */
+    p->data = c.data;
+    c.data = NULL;
+    p->skipped = c.skipped;
+    copy_str(p->error, c.error, sizeof(p->error));
+    p->title = c.title != NULL ? c.title : "";
+    p->priority = c.priority;
+    p->duration_s = c.duration_s;
+    for (size_t i = 0; p->error[0] == '\0' && !p->skipped && i < c.n_platforms; i++) {
         rf_shape shape;
         bool seen = false;
 
-        for (char *c = tok; *c != '\0'; c++) {
-            if (*c == '-') {
-                *c = '_';
-            }
-        }
-        if (!rf_platform_shape(tok, &shape)) {
-            plan_error(p, rn,
-                       "platform_preferences: unknown platform '%.40s' (use youtube, tiktok, "
-                       "shorts, reels, instagram)",
-                       tok);
+        if (!rf_platform_shape(c.platforms[i], &shape)) {
             continue;
         }
-        for (size_t i = 0; i < p->n_shapes; i++) {
-            seen = seen || p->shapes[i] == shape;
+        for (size_t k = 0; k < p->n_shapes; k++) {
+            seen = seen || p->shapes[k] == shape;
         }
-        if (!seen) {
+        if (!seen && p->n_shapes < sizeof(p->shapes) / sizeof(p->shapes[0])) {
             p->shapes[p->n_shapes] = shape;
-            copy_str(p->renditions[p->n_shapes], tok, RF_NAME_MAX);
+            copy_str(p->renditions[p->n_shapes], c.platforms[i], RF_NAME_MAX);
             p->n_shapes++;
         }
     }
-    if (p->n_shapes == 0 && p->error[0] == '\0') {
+    if (p->n_shapes == 0 && p->error[0] == '\0' && !p->skipped) {
         p->shapes[0] = RF_SHAPE_LANDSCAPE;
         copy_str(p->renditions[0], "youtube", RF_NAME_MAX);
         p->n_shapes = 1;
     }
-}
-
-static void
-plan_duration(row_plan *p, uint32_t rn, const char *text)
-{
-    char *end = NULL;
-    double d;
-
-    p->duration_s = DEFAULT_DURATION_S;
-    if (text == NULL) {
-        return;
-    }
-    errno = 0;
-    d = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(d) || d != floor(d) ||
-        !isdigit((unsigned char)text[0])) {
-        plan_error(p, rn, "duration_seconds must be a whole number of seconds (got '%.32s')", text);
-        return;
-    }
-    if (d < 1 || d > MAX_DURATION_S) {
-        plan_error(p, rn, "duration_seconds must be between 1 and %d", MAX_DURATION_S);
-        return;
-    }
-    p->duration_s = (uint32_t)d;
-    json_object_set_new(p->data, "duration_seconds", json_integer((json_int_t)p->duration_s));
-}
-
-/* Normalises an enum-like field to lowercase in the row JSON, checking it. */
-static void
-plan_choice(row_plan *p, uint32_t rn, rf_field f, const char *value, bool (*valid)(const char *),
-            const char *allowed)
-{
-    char buf[RF_NAME_MAX];
-
-    if (value == NULL) {
-        return;
-    }
-    if (rf_strlcpy(buf, value, sizeof(buf)) != RF_OK) {
-        plan_error(p, rn, "%s must be one of %s", rf_field_name(f), allowed);
-        return;
-    }
-    lowercase_ascii(buf);
-    if (!valid(buf)) {
-        plan_error(p, rn, "%s must be one of %s (got '%.32s')", rf_field_name(f), allowed, value);
-        return;
-    }
-    json_object_set_new(p->data, rf_field_name(f), json_string(buf));
-}
-
-static void
-plan_length(row_plan *p, uint32_t rn, rf_field f, const char *value, size_t max)
-{
-    if (value != NULL && strlen(value) > max) {
-        plan_error(p, rn, "%s is longer than %zu bytes", rf_field_name(f), max);
-    }
-}
-
-static bool
-priority_valid(const char *s)
-{
-    return rf_priority_parse(s) >= 0;
-}
-
-/* Validates one row at the user guide's "moderate" level. */
-static rf_err
-plan_row(const rf_row *row, row_plan *p)
-{
-    const char *v[RF_F_COUNT];
-    uint32_t rn = row->row_number;
-    bool empty = true;
-
-    memset(p, 0, sizeof(*p));
-    p->priority = 1;
-    p->data = json_object();
-    if (p->data == NULL) {
-        return RF_ENOMEM;
-    }
-    for (int f = 0; f < RF_F_COUNT; f++) {
-        v[f] = take_field(p->data, row, (rf_field)f);
-        if (v[f] != NULL) {
-            empty = false;
-        }
-        if (v[f] != NULL && v[f][0] == '\x01') {
-            plan_error(p, rn, "%s is not valid UTF-8 text", rf_field_name((rf_field)f));
-            v[f] = NULL;
-        }
-    }
-    if (empty) {
-        p->skipped = true;
-        return RF_OK;
-    }
-    p->title = v[RF_F_IDEA_TITLE] != NULL ? v[RF_F_IDEA_TITLE] : "";
-    if (v[RF_F_IDEA_TITLE] == NULL) {
-        plan_error(p, rn, "idea_title is required");
-    }
-    if (v[RF_F_SCRIPT_CONTENT] == NULL) {
-        plan_error(p, rn, "script_content is required");
-    }
-    plan_length(p, rn, RF_F_IDEA_TITLE, v[RF_F_IDEA_TITLE], RF_TITLE_MAX);
-    plan_length(p, rn, RF_F_DESCRIPTION, v[RF_F_DESCRIPTION], RF_DESC_MAX);
-    plan_length(p, rn, RF_F_SCRIPT_CONTENT, v[RF_F_SCRIPT_CONTENT], RF_SCRIPT_MAX);
-    plan_length(p, rn, RF_F_TARGET_AUDIENCE, v[RF_F_TARGET_AUDIENCE], RF_NAME_MAX * 4 - 1);
-    plan_length(p, rn, RF_F_TONE, v[RF_F_TONE], RF_NAME_MAX - 1);
-    plan_duration(p, rn, v[RF_F_DURATION_SECONDS]);
-    plan_platforms(p, rn, v[RF_F_PLATFORM_PREFERENCES]);
-    plan_choice(p, rn, RF_F_VOICE_PREFERENCE, v[RF_F_VOICE_PREFERENCE], rf_voice_valid,
-                "female, male, neutral");
-    plan_choice(p, rn, RF_F_STYLE_OVERRIDE, v[RF_F_STYLE_OVERRIDE], rf_style_valid,
-                "modern, classic, minimal, corporate");
-    /* Read before plan_choice: it replaces the JSON string v[] points to. */
-    if (v[RF_F_PRIORITY] != NULL && rf_priority_parse(v[RF_F_PRIORITY]) >= 0) {
-        p->priority = rf_priority_parse(v[RF_F_PRIORITY]);
-    }
-    plan_choice(p, rn, RF_F_PRIORITY, v[RF_F_PRIORITY], priority_valid, "low, normal, high");
-    /* title points into data; re-read it in case the object was modified */
-    p->title = json_string_value(json_object_get(p->data, "idea_title"));
-    if (p->title == NULL) {
-        p->title = "";
-    }
+    rf_row_check_clear(&c);
     return RF_OK;
 }
 
 static rf_err
 insert_row(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job, const rf_row *row,
-           int64_t now_ms)
+           rf_vlevel level, int64_t now_ms)
 {
     row_plan plan;
     rf_item_rec item;
@@ -768,7 +580,7 @@ insert_row(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job, cons
     rf_err rv;
 
     memset(&item, 0, sizeof(item));
-    rv = plan_row(row, &plan);
+    rv = plan_row(row, level, &plan);
     if (rv != RF_OK) {
         goto out;
     }
@@ -886,7 +698,7 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
     }
     rv = rf_store_job_insert(st, &job);
     for (size_t i = 0; rv == RF_OK && i < rows->n; i++) {
-        rv = insert_row(st, cfg, &job, &rows->rows[i], now_ms);
+        rv = insert_row(st, cfg, &job, &rows->rows[i], spec->validation_level, now_ms);
     }
     if (rv == RF_OK) {
         rv = emit(st, job.id, "job.created",
@@ -960,7 +772,7 @@ rf_jobs_dry_run(const rf_coord_config *cfg, const rf_job_spec *spec, const rf_ro
         const rf_row *row = &rows->rows[i];
         row_plan plan;
 
-        rv = plan_row(row, &plan);
+        rv = plan_row(row, spec->validation_level, &plan);
         if (rv != RF_OK) {
             json_decref(plan.data);
             break;
@@ -996,7 +808,6 @@ rf_jobs_dry_run(const rf_coord_config *cfg, const rf_job_spec *spec, const rf_ro
         }
         json_decref(plan.data);
     }
-    (void)spec;
     if (rv != RF_OK) {
         rf_dry_run_clear(out);
     }
@@ -1733,6 +1544,9 @@ rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p,
     if (rv == RF_OK) {
         rv = job_refresh(st, u.job_id, now_ms); /* the stored progress */
     }
+    if (rv == RF_OK) {
+        rv = rf_store_notify(st, u.job_id, "job.progress", NULL, now_ms); /* live feed, ETA */
+    }
     if (rv != RF_OK) {
         rf_store_rollback(st);
         return rv;
@@ -1795,6 +1609,15 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
     u.media_duration_ms = c->duration_ms;
     copy_str(u.encoder, c->encoder, sizeof(u.encoder));
     u.render_ms = c->render_ms;
+    /* Poster and captions beside the video (listed as artifacts): kept only
+     * when they are URIs or files under the bucket root, like the video. */
+    u.poster_path[0] = u.captions_path[0] = '\0';
+    if (strstr(c->poster_path, "://") != NULL || path_under(c->poster_path, cfg->bucket_root)) {
+        copy_str(u.poster_path, c->poster_path, sizeof(u.poster_path));
+    }
+    if (strstr(c->captions_path, "://") != NULL || path_under(c->captions_path, cfg->bucket_root)) {
+        copy_str(u.captions_path, c->captions_path, sizeof(u.captions_path));
+    }
     if (problem[0] != '\0') {
         rv = unit_fail(st, &u, "storage_upload_failed", problem, now_ms);
     } else {

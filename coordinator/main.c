@@ -19,9 +19,12 @@
 #include "auth.h"
 #include "config.h"
 #include "dispatch.h"
+#include "live_wiring.h"
 #include "reaper.h"
 #include "rf_log.h"
 #include "rf_util.h"
+#include "sheets.h"
+#include "sheets_wiring.h"
 #include "store.h"
 
 static void
@@ -135,6 +138,9 @@ main(int argc, char **argv)
     rf_api *api = NULL;
     rf_dispatch *dispatch = NULL;
     rf_reaper *reaper = NULL;
+    rf_sheets_client *sheets = NULL;
+    rf_sheets_wiring *sheets_wb = NULL;
+    rf_live *live = NULL;
     sigset_t sigs;
     bool help = false;
     char err[512] = "";
@@ -193,6 +199,13 @@ main(int argc, char **argv)
         rf_error("cannot open the database %s: %s", cfg.db_path, rf_strerror(rv));
         goto out;
     }
+    /* The live feed and webhooks hook into the store before anything can
+     * write an event (live_wiring.h). */
+    rv = rf_live_start(st, &cfg, &live);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    cfg.live = live;
     rv = rf_dispatch_start(st, &cfg, &dispatch);
     if (rv != RF_OK) {
         goto out;
@@ -200,6 +213,27 @@ main(int argc, char **argv)
     rv = rf_reaper_start(st, &cfg, &reaper);
     if (rv != RF_OK) {
         goto out;
+    }
+    {
+        /* Google Sheets: the client (credentials checked now, so that a bad
+         * key file stops start-up) and the write-back worker. */
+        rf_sheets_config scfg;
+        rf_sheets_config_from(&cfg, &scfg);
+        rv = rf_sheets_client_new(&scfg, &sheets, err, sizeof(err));
+        if (rv != RF_OK) {
+            rf_error("Google Sheets: %s", err);
+            goto out;
+        }
+        rf_info("Google Sheets access: %s%s%s",
+                rf_sheets_access_name(rf_sheets_client_access(sheets)),
+                rf_sheets_client_email(sheets)[0] != '\0' ? " as " : "",
+                rf_sheets_client_email(sheets));
+        cfg.sheets = sheets;
+        rv = rf_sheets_wiring_start(st, &cfg, sheets, &sheets_wb);
+        if (rv != RF_OK) {
+            goto out;
+        }
+        cfg.sheets_wb = sheets_wb;
     }
     rv = rf_api_start(st, &cfg, &api);
     if (rv != RF_OK) {
@@ -226,9 +260,12 @@ main(int argc, char **argv)
 out:
     /* HTTP first (no new jobs), then the agents' side, then the reaper. */
     rf_api_stop(&api);
+    rf_sheets_wiring_stop(&sheets_wb);
     rf_dispatch_stop(&dispatch);
     rf_reaper_stop(&reaper);
+    rf_live_stop(&live); /* after mg_stop (rf_api_stop): the feed's connections are closed */
     rf_store_close(&st);
+    rf_sheets_client_free(&sheets);
     curl_global_cleanup();
     if (exit_code == 0) {
         rf_info("coordinator stopped");

@@ -522,6 +522,58 @@ out:
     return rv;
 }
 
+/* validation_level and the opt-in write-back (Google Sheets input only, and
+ * only with a service account: API keys and public links cannot write).
+ * Needs the source parsed. */
+static rf_err
+parse_sheet_options(const json_t *root, const rf_coord_config *cfg, rf_job_spec *out, rf_verr *err)
+{
+    const json_t *level = json_object_get(root, "validation_level");
+    const json_t *wb = json_object_get(root, "writeback");
+    const json_t *cols;
+
+    out->validation_level = RF_VLEVEL_MODERATE;
+    if (level != NULL && !json_is_null(level)) {
+        if (!json_is_string(level) ||
+            !rf_vlevel_parse(json_string_value(level), &out->validation_level)) {
+            rf_verr_set(err, "validation_level", "invalid_value",
+                        "validation_level must be one of strict, moderate, permissive");
+            return RF_EINVAL;
+        }
+    }
+    if (wb == NULL || json_is_null(wb) || json_is_false(wb)) {
+        return RF_OK;
+    }
+    if (!json_is_object(wb)) {
+        rf_verr_set(err, "writeback", "invalid_type",
+                    "writeback must be an object such as {\"columns\": {\"state\": \"K\", "
+                    "\"url\": \"L\", \"error\": \"M\"}}");
+        return RF_EINVAL;
+    }
+    cols = json_object_get(wb, "columns");
+    if (cols == NULL) {
+        rf_verr_set(err, "writeback.columns", "required", "writeback.columns is required");
+        return RF_EINVAL;
+    }
+    if (rf_wb_columns_parse(cols, "writeback.columns", &out->wb_columns, err) != RF_OK) {
+        return RF_EINVAL;
+    }
+    if (out->source.sheet_id[0] == '\0') {
+        rf_verr_set(err, "writeback", "invalid_value",
+                    "writeback needs an input_source of type sheet");
+        return RF_EINVAL;
+    }
+    if (cfg->sheets_credentials_file[0] == '\0') {
+        rf_verr_set(err, "writeback", "writeback_not_allowed",
+                    "writing results back needs a Google service account: set "
+                    "sheets_credentials_file on the coordinator and share the sheet with the "
+                    "service account as Editor (API keys and public links are read-only)");
+        return RF_EINVAL;
+    }
+    out->writeback = true;
+    return RF_OK;
+}
+
 rf_err
 rf_job_request_parse(const char *body, size_t len, const rf_coord_config *cfg, rf_job_spec *out,
                      rf_verr *err)
@@ -563,6 +615,9 @@ rf_job_request_parse_ex(const char *body, size_t len, const rf_coord_config *cfg
     }
     if (rv == RF_OK) {
         rv = rf_source_parse(json_object_get(root, "input_source"), cfg, &out->source, err);
+    }
+    if (rv == RF_OK) {
+        rv = parse_sheet_options(root, cfg, out, err);
     }
     if (rv != RF_OK) {
         goto out;

@@ -9,6 +9,7 @@
 #ifndef RF_REQUEST_H
 #define RF_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,8 @@
 #include "rf_err.h"
 #include "rf_proto.h"
 #include "sources.h"
+#include "validate.h"
+#include "writeback.h"
 #include "verr.h"
 
 #define RF_JOB_TITLE_MAX_CHARS 200
@@ -36,6 +39,9 @@ typedef struct rf_job_spec {
     char *input_json;     /* heap: rf_source_summary as compact JSON */
     char *template_json;  /* heap: a custom template's resolved settings, or NULL */
     rf_source source;
+    rf_vlevel validation_level; /* "validation_level": strict, moderate (default), permissive */
+    bool writeback;             /* "writeback": results go back into the sheet */
+    rf_wb_columns wb_columns;   /* "writeback.columns" */
 } rf_job_spec;
 
 /* Resolves a template_id that is not a built-in (a tenant's custom template):

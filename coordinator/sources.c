@@ -22,11 +22,12 @@ static rf_err rows_parse(const json_t *obj, const rf_coord_config *cfg, rf_sourc
 static rf_err rows_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *err);
 static rf_err sheet_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *src,
                           rf_verr *err);
+static rf_err sheet_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *err);
 
 static const rf_source_reader readers[] = {
     {"csv", csv_parse, csv_read},
     {"rows", rows_parse, rows_read},
-    {"sheet", sheet_parse, NULL}, /* Google Sheets: a later issue fills this entry */
+    {"sheet", sheet_parse, sheet_read},
 };
 
 rf_err
@@ -66,7 +67,7 @@ rf_source_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *out, r
         }
     }
     rf_verr_set(err, "input_source.type", "invalid_value",
-                "input_source.type must be one of csv, rows (sheet comes later)");
+                "input_source.type must be one of csv, rows, sheet");
     return RF_EINVAL;
 }
 
@@ -101,6 +102,15 @@ rf_source_summary(const rf_source *src)
 {
     const char *type = src->reader != NULL ? src->reader->type : "unknown";
 
+    if (src->sheet_id[0] != '\0') {
+        json_t *o =
+            json_pack("{s:s, s:s, s:s}", "type", type, "sheet_id", src->sheet_id, "range",
+                      src->sheet_range[0] != '\0' ? src->sheet_range : RF_SHEETS_DEFAULT_RANGE);
+        if (o != NULL && src->sheet_gid[0] != '\0') {
+            json_object_set_new(o, "gid", json_string(src->sheet_gid));
+        }
+        return o;
+    }
     if (src->path[0] != '\0') {
         return json_pack("{s:s, s:s}", "type", type, "path", src->path);
     }
@@ -122,12 +132,115 @@ rf_source_clear(rf_source *src)
 
 /* ---- sheet ---- */
 
+/* Checks the id, range and tab without any request: a mistake there is the
+ * request's, answered at once. */
 static rf_err
 sheet_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *src, rf_verr *err)
 {
-    rf_verr_set(err, "input_source.type", "unsupported",
-                "input_source.type 'sheet' is not supported yet");
-    return RF_EINVAL;
+    const json_t *id = json_object_get(obj, "sheet_id");
+    const json_t *range = json_object_get(obj, "range");
+    const json_t *gid = json_object_get(obj, "gid");
+    char gid_in_url[RF_SHEETS_GID_MAX] = "";
+    char a1_err[160] = "";
+    rf_a1_range parsed;
+    rf_gerror ge;
+
+    (void)cfg;
+    if (id == NULL) {
+        rf_verr_set(err, "input_source.sheet_id", "required", "input_source.sheet_id is required");
+        return RF_EINVAL;
+    }
+    if (!json_is_string(id)) {
+        rf_verr_set(err, "input_source.sheet_id", "invalid_type",
+                    "input_source.sheet_id must be a string");
+        return RF_EINVAL;
+    }
+    memset(&ge, 0, sizeof(ge));
+    if (rf_sheets_parse_id(json_string_value(id), src->sheet_id, gid_in_url, &ge) != RF_OK) {
+        rf_verr_set(err, "input_source.sheet_id", "invalid_value", "input_source.sheet_id: %s",
+                    ge.message);
+        return RF_EINVAL;
+    }
+    if (range != NULL && !json_is_null(range)) {
+        if (!json_is_string(range)) {
+            rf_verr_set(err, "input_source.range", "invalid_type",
+                        "input_source.range must be a string in A1 notation");
+            return RF_EINVAL;
+        }
+        if (rf_a1_parse(json_string_value(range), &parsed, a1_err, sizeof(a1_err)) != RF_OK ||
+            rf_strlcpy(src->sheet_range, json_string_value(range), sizeof(src->sheet_range)) !=
+                RF_OK) {
+            rf_verr_set(err, "input_source.range", "invalid_value",
+                        "input_source.range '%.64s' is not A1 notation (e.g. A1:J100, A2:J, "
+                        "'Sheet 1'!A:J): %s",
+                        json_string_value(range), a1_err);
+            return RF_EINVAL;
+        }
+    }
+    if (gid != NULL && !json_is_null(gid)) {
+        const char *g = json_string_value(gid);
+        char num[32];
+        if (json_is_integer(gid) && json_integer_value(gid) >= 0) {
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(gid));
+            g = num;
+        }
+        if (g == NULL || g[0] == '\0' || strspn(g, "0123456789") != strlen(g) ||
+            rf_strlcpy(src->sheet_gid, g, sizeof(src->sheet_gid)) != RF_OK) {
+            rf_verr_set(err, "input_source.gid", "invalid_value",
+                        "input_source.gid must be a tab id (digits, as in #gid=0 of the URL)");
+            return RF_EINVAL;
+        }
+    } else {
+        memcpy(src->sheet_gid, gid_in_url, sizeof(src->sheet_gid));
+    }
+    return RF_OK;
+}
+
+static bool
+sheet_on_wait(void *ctx, const char *reason, int64_t wait_ms, int attempt)
+{
+    const rf_source *src = ctx;
+
+    /* The job does not exist yet while its rows are read: the create request
+     * itself takes longer (docs/SHEETS.md). */
+    rf_info("sheets: reading %s waits %lld ms (%s, retry %d)", src->sheet_id, (long long)wait_ms,
+            reason, attempt);
+    return true;
+}
+
+static rf_err
+sheet_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *err)
+{
+    rf_sheets_hooks hooks = {sheet_on_wait, NULL, src};
+    int64_t t0 = rf_now_ms();
+    rf_err rv;
+
+    memset(&src->sheet_err, 0, sizeof(src->sheet_err));
+    if (cfg->sheets == NULL) {
+        rf_gerror_set(&src->sheet_err, "sheets_unavailable", 0, "",
+                      "this coordinator has no Google Sheets client configured");
+        rf_verr_set(err, "input_source", "sheets_unavailable", "%s", src->sheet_err.message);
+        return RF_EINVAL;
+    }
+    rv = rf_sheets_read_rows(
+        cfg->sheets, src->sheet_id, src->sheet_range[0] != '\0' ? src->sheet_range : NULL,
+        src->sheet_gid[0] != '\0' ? src->sheet_gid : NULL, &hooks, out, NULL, &src->sheet_err);
+    src->sheet_read_ms = rf_now_ms() - t0;
+    if (rv == RF_ENOMEM) {
+        return rv;
+    }
+    if (rv != RF_OK) {
+        rf_rows_free(out);
+        rf_verr_set(err, "input_source", src->sheet_err.code, "%s", src->sheet_err.message);
+        return rv == RF_ETOOBIG ? RF_ETOOBIG : RF_EINVAL;
+    }
+    rf_info("sheets: read %zu rows of %s in %lld ms", out->n, src->sheet_id,
+            (long long)src->sheet_read_ms);
+    rv = check_count(out, cfg, "input_source", err);
+    if (rv != RF_OK) {
+        rf_rows_free(out);
+    }
+    return rv;
 }
 
 /* ---- csv ---- */

@@ -5,9 +5,11 @@
  *   read:  produce the uniform row table (rows.h), which may do I/O.
  * Types now: "csv" with "path" (a local absolute path, if the configuration
  * allows local files) or "url" (http, https, or file:// when allowed, fetched
- * with libcurl under a timeout and a size limit), and "rows" (inline JSON
- * objects keyed by the sheet's field names). "sheet" is recognised and
- * refused as not supported yet.
+ * with libcurl under a timeout and a size limit), "rows" (inline JSON
+ * objects keyed by the sheet's field names) and "sheet" (a Google Sheet:
+ * "sheet_id" (an id or sheet URL), "range" (A1, default A:Z), "gid"; read
+ * with cfg->sheets, see sheets.h and docs/SHEETS.md). A sheet that cannot be
+ * read fills src->sheet_err with Google's error code and message as well.
  *
  * Failures are RF_EINVAL (or RF_ETOOBIG for a limit) with *err filled so that
  * the API answers 400 validation_error naming the field; RF_ENOMEM otherwise. */
@@ -20,6 +22,7 @@
 #include "rf_err.h"
 #include "rf_proto.h"
 #include "rows.h"
+#include "sheets.h"
 #include "verr.h"
 
 typedef struct rf_source rf_source;
@@ -31,11 +34,16 @@ typedef struct rf_source_reader {
 } rf_source_reader;
 
 struct rf_source {
-    const rf_source_reader *reader; /* NULL until parsed */
-    char path[RF_PATH_MAX];         /* csv: local file */
-    char url[RF_PATH_MAX];          /* csv: URL */
-    rf_rows rows;                   /* rows: parsed inline rows */
-    size_t row_count;               /* rows: how many were given */
+    const rf_source_reader *reader;    /* NULL until parsed */
+    char path[RF_PATH_MAX];            /* csv: local file */
+    char url[RF_PATH_MAX];             /* csv: URL */
+    rf_rows rows;                      /* rows: parsed inline rows */
+    size_t row_count;                  /* rows: how many were given */
+    char sheet_id[RF_SHEETS_ID_MAX];   /* sheet: the spreadsheet id */
+    char sheet_range[RF_A1_TEXT_MAX];  /* sheet: A1 range as given ("" = default) */
+    char sheet_gid[RF_SHEETS_GID_MAX]; /* sheet: tab id for the CSV export, or "" */
+    rf_gerror sheet_err;               /* sheet: why reading failed (code "" otherwise) */
+    int64_t sheet_read_ms;             /* sheet: how long the read took */
 };
 
 /* Validates an input_source object into *out (zeroed first). */

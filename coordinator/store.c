@@ -13,10 +13,23 @@
 #include "rf_log.h"
 #include "rf_util.h"
 
+/* An event written (or a notification queued) in the open transaction,
+ * handed to the event hook once the transaction commits. */
+typedef struct pending_event {
+    char job_id[RF_ID_MAX];
+    char type[RF_NAME_MAX];
+    char *data_json;
+    int64_t at_ms;
+} pending_event;
+
 struct rf_store {
     sqlite3 *db;
     pthread_mutex_t mu;
     bool in_tx;
+    rf_store_event_fn hook; /* NULL: events are only stored */
+    void *hook_ctx;
+    pending_event *pending; /* this transaction's events, for the hook */
+    size_t n_pending, cap_pending;
 };
 
 /* Migrations: entry i moves the schema from user_version i to i + 1. Never
@@ -140,9 +153,33 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (tenant, id));",
+    /* 3: live progress: webhook outbox, attempts, disabled endpoints,
+     * per-tenant webhook secrets; poster and captions of each unit */
+    "CREATE TABLE webhook_deliveries ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " msg_id TEXT NOT NULL UNIQUE, job_id TEXT NOT NULL, tenant TEXT NOT NULL,"
+    " event_type TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_at INTEGER NOT NULL, claimed_until INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, finished_at INTEGER);"
+    "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(state, job_id, id);"
+    "CREATE INDEX webhook_deliveries_job ON webhook_deliveries(job_id, id);"
+    "CREATE TABLE webhook_attempts ("
+    " delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,"
+    " attempt INTEGER NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
+    " status_code INTEGER NOT NULL, error TEXT NOT NULL, outcome TEXT NOT NULL,"
+    " next_attempt_at INTEGER, PRIMARY KEY (delivery_id, attempt));"
+    "CREATE TABLE webhook_disabled_endpoints (url TEXT PRIMARY KEY, disabled_at INTEGER NOT NULL);"
+    "CREATE TABLE webhook_secrets (tenant TEXT PRIMARY KEY, secret TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "ALTER TABLE units ADD COLUMN poster_path TEXT;"
+    "ALTER TABLE units ADD COLUMN captions_path TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static void pending_clear(rf_store *st);
 
 static rf_err
 db_fail(rf_store *st, const char *what)
@@ -343,6 +380,8 @@ rf_store_close(rf_store **stp)
         sqlite3_close_v2(st->db);
     }
     pthread_mutex_destroy(&st->mu);
+    pending_clear(st);
+    free(st->pending);
     free(st);
     *stp = NULL;
 }
@@ -373,6 +412,15 @@ rf_store_begin(rf_store *st)
     return RF_OK;
 }
 
+static void
+pending_clear(rf_store *st)
+{
+    for (size_t i = 0; i < st->n_pending; i++) {
+        free(st->pending[i].data_json);
+    }
+    st->n_pending = 0;
+}
+
 rf_err
 rf_store_commit(rf_store *st)
 {
@@ -381,6 +429,13 @@ rf_store_commit(rf_store *st)
     if (rv != RF_OK) {
         exec(st, "ROLLBACK", "rollback after failed commit");
     }
+    /* Still under the mutex, so hooks see events in commit order; the hook
+     * only queues them (store.h), it never publishes from here. */
+    for (size_t i = 0; rv == RF_OK && st->hook != NULL && i < st->n_pending; i++) {
+        pending_event *e = &st->pending[i];
+        st->hook(st->hook_ctx, e->job_id, e->type, e->data_json, e->at_ms);
+    }
+    pending_clear(st);
     st->in_tx = false;
     pthread_mutex_unlock(&st->mu);
     return rv;
@@ -393,8 +448,49 @@ rf_store_rollback(rf_store *st)
         return;
     }
     exec(st, "ROLLBACK", "rollback");
+    pending_clear(st); /* nothing of a rolled-back transaction is published */
     st->in_tx = false;
     pthread_mutex_unlock(&st->mu);
+}
+
+void
+rf_store_set_event_hook(rf_store *st, rf_store_event_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&st->mu);
+    st->hook = fn;
+    st->hook_ctx = ctx;
+    pthread_mutex_unlock(&st->mu);
+}
+
+rf_err
+rf_store_notify(rf_store *st, const char *job_id, const char *type, const char *data_json,
+                int64_t now_ms)
+{
+    pending_event *e;
+
+    if (st->hook == NULL) {
+        return RF_OK;
+    }
+    if (st->n_pending == st->cap_pending) {
+        size_t cap = st->cap_pending == 0 ? 16 : st->cap_pending * 2;
+        pending_event *p = realloc(st->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            return RF_ENOMEM;
+        }
+        st->pending = p;
+        st->cap_pending = cap;
+    }
+    e = &st->pending[st->n_pending];
+    memset(e, 0, sizeof(*e));
+    rf_strlcpy(e->job_id, job_id != NULL ? job_id : "", sizeof(e->job_id));
+    rf_strlcpy(e->type, type, sizeof(e->type));
+    e->data_json = strdup(data_json != NULL ? data_json : "{}");
+    if (e->data_json == NULL) {
+        return RF_ENOMEM;
+    }
+    e->at_ms = now_ms;
+    st->n_pending++;
+    return RF_OK;
 }
 
 /* ---- jobs ---- */
@@ -867,7 +963,8 @@ rf_item_recs_free(rf_item_rec *items, size_t n)
 #define UNIT_COLS                                                                                  \
     "id, item_id, job_id, rendition, width, height, fps, duration_ms, frames_total, frames_done,"  \
     " state, lease_id, agent_id, lease_expires_at, attempts, output_path, size_bytes, sha256,"     \
-    " media_duration_ms, encoder, render_ms, error_code, error_message, created_at, updated_at"
+    " media_duration_ms, encoder, render_ms, error_code, error_message, created_at, updated_at,"   \
+    " poster_path, captions_path"
 
 rf_err
 rf_store_unit_insert(rf_store *st, const rf_unit_rec *u)
@@ -876,7 +973,7 @@ rf_store_unit_insert(rf_store *st, const rf_unit_rec *u)
     rf_err rv = prep(st,
                      "INSERT INTO units (" UNIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
                      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
-                     " ?24, ?25)",
+                     " ?24, ?25, ?26, ?27)",
                      &s);
 
     if (rv != RF_OK) {
@@ -907,6 +1004,8 @@ rf_store_unit_insert(rf_store *st, const rf_unit_rec *u)
     bind_text_opt(s, 23, u->error_message);
     sqlite3_bind_int64(s, 24, u->created_at);
     sqlite3_bind_int64(s, 25, u->updated_at);
+    bind_text_opt(s, 26, u->poster_path);
+    bind_text_opt(s, 27, u->captions_path);
     return step_done(st, s, "insert unit");
 }
 
@@ -939,6 +1038,8 @@ read_unit(sqlite3_stmt *s, rf_unit_rec *u)
     col_text(s, 22, u->error_message, sizeof(u->error_message));
     u->created_at = sqlite3_column_int64(s, 23);
     u->updated_at = sqlite3_column_int64(s, 24);
+    col_text(s, 25, u->poster_path, sizeof(u->poster_path));
+    col_text(s, 26, u->captions_path, sizeof(u->captions_path));
 }
 
 rf_err
@@ -974,7 +1075,7 @@ rf_store_unit_update(rf_store *st, const rf_unit_rec *u)
                      " lease_id = ?5, agent_id = ?6, lease_expires_at = ?7, attempts = ?8,"
                      " output_path = ?9, size_bytes = ?10, sha256 = ?11, media_duration_ms = ?12,"
                      " encoder = ?13, render_ms = ?14, error_code = ?15, error_message = ?16,"
-                     " updated_at = ?17 WHERE id = ?1",
+                     " updated_at = ?17, poster_path = ?18, captions_path = ?19 WHERE id = ?1",
                      &s);
 
     if (rv != RF_OK) {
@@ -997,6 +1098,8 @@ rf_store_unit_update(rf_store *st, const rf_unit_rec *u)
     bind_text_opt(s, 15, u->error_code);
     bind_text_opt(s, 16, u->error_message);
     sqlite3_bind_int64(s, 17, u->updated_at);
+    bind_text_opt(s, 18, u->poster_path);
+    bind_text_opt(s, 19, u->captions_path);
     return step_done(st, s, "update unit");
 }
 
@@ -1259,7 +1362,11 @@ rf_store_event_add(rf_store *st, const char *job_id, const char *type, const cha
     bind_text(s, 2, type);
     bind_text(s, 3, data_json != NULL ? data_json : "{}");
     sqlite3_bind_int64(s, 4, now_ms);
-    return step_done(st, s, "insert event");
+    rv = step_done(st, s, "insert event");
+    if (rv == RF_OK) {
+        rv = rf_store_notify(st, job_id, type, data_json, now_ms);
+    }
+    return rv;
 }
 
 rf_err
@@ -1817,4 +1924,293 @@ rf_store_agent_touch(rf_store *st, const char *id, int64_t now_ms, bool *known)
         *known = sqlite3_changes(st->db) > 0;
     }
     return rv;
+}
+
+/* ---- webhooks (live_wiring.c; schema and statements in docs/LIVE.md) ---- */
+
+rf_err
+rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv =
+        prep(st,
+             "INSERT INTO webhook_deliveries (msg_id, job_id, tenant, event_type, url, body,"
+             " state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+             " CASE WHEN EXISTS (SELECT 1 FROM webhook_disabled_endpoints WHERE url = ?5)"
+             " THEN 'abandoned' ELSE 'pending' END, ?7, ?8)",
+             &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, d->msg_id);
+    bind_text(s, 2, d->job_id);
+    bind_text(s, 3, d->tenant);
+    bind_text(s, 4, d->event_type);
+    bind_text(s, 5, d->url);
+    bind_text(s, 6, d->body != NULL ? d->body : "{}");
+    sqlite3_bind_int64(s, 7, d->next_attempt_ms);
+    sqlite3_bind_int64(s, 8, d->created_ms);
+    rv = step_done(st, s, "enqueue webhook");
+    if (rv == RF_OK) {
+        d->id = sqlite3_last_insert_rowid(st->db);
+    }
+    return rv;
+}
+
+rf_err
+rf_store_webhook_claim(rf_store *st, int64_t now_ms, int64_t lease_ms, rf_webhook_delivery *out,
+                       int64_t *next_due_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (next_due_ms != NULL) {
+        *next_due_ms = -1;
+    }
+    rv = prep(st,
+              "UPDATE webhook_deliveries SET claimed_until = ?1 + ?2"
+              " WHERE id = (SELECT d.id FROM webhook_deliveries d"
+              "  WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND d.claimed_until <= ?1"
+              "   AND d.id = (SELECT MIN(e.id) FROM webhook_deliveries e"
+              "                WHERE e.job_id = d.job_id AND e.state = 'pending')"
+              "  ORDER BY d.next_attempt_at, d.id LIMIT 1)"
+              " RETURNING id, msg_id, job_id, tenant, event_type, url, body, attempts, created_at,"
+              " next_attempt_at",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, lease_ms);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *body = sqlite3_column_text(s, 6);
+        out->id = sqlite3_column_int64(s, 0);
+        col_text(s, 1, out->msg_id, sizeof(out->msg_id));
+        col_text(s, 2, out->job_id, sizeof(out->job_id));
+        col_text(s, 3, out->tenant, sizeof(out->tenant));
+        col_text(s, 4, out->event_type, sizeof(out->event_type));
+        col_text(s, 5, out->url, sizeof(out->url));
+        out->body = strdup(body != NULL ? (const char *)body : "{}");
+        out->attempts = (int)sqlite3_column_int64(s, 7);
+        out->created_ms = sqlite3_column_int64(s, 8);
+        out->next_attempt_ms = sqlite3_column_int64(s, 9);
+        rv = out->body != NULL ? RF_OK : RF_ENOMEM;
+        sqlite3_step(s); /* RETURNING: run the statement to its end */
+    } else if (rc == SQLITE_DONE) {
+        rv = RF_ENOTFOUND;
+    } else {
+        rv = db_fail(st, "claim webhook");
+    }
+    sqlite3_finalize(s);
+    if (rv != RF_ENOTFOUND || next_due_ms == NULL) {
+        return rv;
+    }
+    if (prep(st, "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",
+             &s) != RF_OK) {
+        return RF_ESTORE;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *next_due_ms = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return RF_ENOTFOUND;
+}
+
+rf_err
+rf_store_webhook_record(rf_store *st, const rf_webhook_attempt *a, int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    bool retry = strcmp(a->outcome, "retry") == 0;
+    rf_err rv = prep(
+        st, "INSERT OR REPLACE INTO webhook_attempts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, a->delivery_id);
+    sqlite3_bind_int64(s, 2, a->attempt);
+    sqlite3_bind_int64(s, 3, a->started_ms);
+    sqlite3_bind_int64(s, 4, a->duration_ms);
+    sqlite3_bind_int64(s, 5, a->status_code);
+    bind_text(s, 6, a->error);
+    bind_text(s, 7, a->outcome);
+    bind_int_opt(s, 8, retry ? a->next_attempt_ms : 0);
+    rv = step_done(st, s, "record webhook attempt");
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = prep(st,
+              "UPDATE webhook_deliveries SET attempts = ?2, claimed_until = 0,"
+              " next_attempt_at = CASE WHEN ?3 THEN ?4 ELSE next_attempt_at END,"
+              " state = CASE WHEN ?3 THEN 'pending' WHEN ?5 = 'delivered' THEN 'delivered'"
+              "  ELSE 'abandoned' END,"
+              " finished_at = CASE WHEN ?3 THEN NULL ELSE ?6 END WHERE id = ?1",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, a->delivery_id);
+    sqlite3_bind_int64(s, 2, a->attempt);
+    sqlite3_bind_int(s, 3, retry ? 1 : 0);
+    sqlite3_bind_int64(s, 4, a->next_attempt_ms);
+    bind_text(s, 5, a->outcome);
+    sqlite3_bind_int64(s, 6, now_ms);
+    return step_done(st, s, "update webhook delivery");
+}
+
+rf_err
+rf_store_webhook_disable(rf_store *st, const char *url, int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "INSERT OR IGNORE INTO webhook_disabled_endpoints VALUES (?1, ?2)", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, url);
+    sqlite3_bind_int64(s, 2, now_ms);
+    rv = step_done(st, s, "disable webhook endpoint");
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = prep(st,
+              "UPDATE webhook_deliveries SET state = 'abandoned', finished_at = ?2"
+              " WHERE url = ?1 AND state = 'pending' AND claimed_until <= ?2",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, url);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return step_done(st, s, "abandon webhooks of a disabled endpoint");
+}
+
+void
+rf_webhook_rows_free(rf_webhook_row *rows, size_t n)
+{
+    for (size_t i = 0; rows != NULL && i < n; i++) {
+        free(rows[i].attempts);
+    }
+    free(rows);
+}
+
+rf_err
+rf_store_webhook_list(rf_store *st, const char *job_id, size_t limit, rf_webhook_row **out,
+                      size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    rf_webhook_row *rows = NULL;
+    size_t count = 0;
+    rf_err rv;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rows = calloc(limit > 0 ? limit : 1, sizeof(*rows));
+    if (rows == NULL) {
+        return RF_ENOMEM;
+    }
+    rv = prep(st,
+              "SELECT id, msg_id, event_type, url, state, attempts, created_at, next_attempt_at,"
+              " finished_at FROM webhook_deliveries WHERE job_id = ?1 ORDER BY id LIMIT ?2",
+              &s);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    bind_text(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
+        rf_webhook_row *w = &rows[count++];
+        w->id = sqlite3_column_int64(s, 0);
+        col_text(s, 1, w->msg_id, sizeof(w->msg_id));
+        col_text(s, 2, w->event_type, sizeof(w->event_type));
+        col_text(s, 3, w->url, sizeof(w->url));
+        col_text(s, 4, w->state, sizeof(w->state));
+        w->n_attempts = (int)sqlite3_column_int64(s, 5);
+        w->created_at = sqlite3_column_int64(s, 6);
+        w->next_attempt_at = sqlite3_column_int64(s, 7);
+        w->finished_at = sqlite3_column_int64(s, 8);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, "list webhooks");
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    for (size_t i = 0; rv == RF_OK && i < count; i++) {
+        rf_webhook_row *w = &rows[i];
+        size_t k = 0;
+        w->attempts = calloc(w->n_attempts > 0 ? (size_t)w->n_attempts : 1, sizeof(*w->attempts));
+        if (w->attempts == NULL) {
+            rv = RF_ENOMEM;
+            break;
+        }
+        rv = prep(st,
+                  "SELECT attempt, started_at, duration_ms, status_code, error, outcome,"
+                  " next_attempt_at FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt",
+                  &s);
+        if (rv != RF_OK) {
+            break;
+        }
+        sqlite3_bind_int64(s, 1, w->id);
+        while (sqlite3_step(s) == SQLITE_ROW && k < (size_t)w->n_attempts) {
+            rf_webhook_attempt *a = &w->attempts[k++];
+            a->delivery_id = w->id;
+            a->attempt = (int)sqlite3_column_int64(s, 0);
+            a->started_ms = sqlite3_column_int64(s, 1);
+            a->duration_ms = sqlite3_column_int64(s, 2);
+            a->status_code = (int)sqlite3_column_int64(s, 3);
+            col_text(s, 4, a->error, sizeof(a->error));
+            col_text(s, 5, a->outcome, sizeof(a->outcome));
+            a->next_attempt_ms = sqlite3_column_int64(s, 6);
+        }
+        w->n_attempts = (int)k;
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+out:
+    if (rv != RF_OK) {
+        rf_webhook_rows_free(rows, count);
+        return rv;
+    }
+    *out = rows;
+    *n = count;
+    return RF_OK;
+}
+
+rf_err
+rf_store_webhook_secret_get(rf_store *st, const char *tenant, char *out, size_t len)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "SELECT secret FROM webhook_secrets WHERE tenant = ?1", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    rv = RF_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        col_text(s, 0, out, len);
+        rv = RF_OK;
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_webhook_secret_put(rf_store *st, const char *tenant, const char *secret, int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "INSERT OR IGNORE INTO webhook_secrets VALUES (?1, ?2, ?3)", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    bind_text(s, 2, secret);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_done(st, s, "store webhook secret");
 }

@@ -25,6 +25,7 @@
 
 #include "rf_err.h"
 #include "rf_proto.h"
+#include "webhooks.h"
 
 typedef struct rf_store rf_store;
 
@@ -92,6 +93,8 @@ typedef struct rf_unit_rec {
     char error_code[RF_NAME_MAX];
     char error_message[RF_ERRMSG_MAX];
     int64_t created_at, updated_at;
+    char poster_path[RF_PATH_MAX];   /* JPEG poster beside the video, "" if none */
+    char captions_path[RF_PATH_MAX]; /* WebVTT captions beside the video, "" if none */
 } rf_unit_rec;
 
 typedef struct rf_event_rec {
@@ -124,6 +127,20 @@ rf_err rf_store_user_version(rf_store *st, int *out);
 /* Transactions (see above). commit releases the mutex even when it fails
  * (the transaction is then rolled back). rollback is NULL-safe. */
 rf_err rf_store_begin(rf_store *st);
+
+/* Post-commit event hook (live_wiring.c): every event added with
+ * rf_store_event_add and every rf_store_notify of a transaction is handed to
+ * fn, in order, once that transaction has committed; nothing of a rolled-back
+ * transaction is. fn runs under the store mutex (so events of concurrent
+ * transactions arrive in commit order): it must only queue the event, never
+ * block or call into the store. data_json is borrowed. */
+typedef void (*rf_store_event_fn)(void *ctx, const char *job_id, const char *type,
+                                  const char *data_json, int64_t at_ms);
+void rf_store_set_event_hook(rf_store *st, rf_store_event_fn fn, void *ctx);
+/* Queues a notification for the hook without storing it (e.g. "job.progress"
+ * on each agent report). Inside a transaction. RF_ENOMEM. */
+rf_err rf_store_notify(rf_store *st, const char *job_id, const char *type, const char *data_json,
+                       int64_t now_ms);
 rf_err rf_store_commit(rf_store *st);
 void rf_store_rollback(rf_store *st);
 
@@ -291,5 +308,37 @@ rf_err rf_store_agents_slots(rf_store *st, int64_t since_ms, uint64_t *slots);
 rf_err rf_store_agent_upsert(rf_store *st, const char *id, const char *hostname,
                              const char *caps_json, int64_t now_ms);
 rf_err rf_store_agent_touch(rf_store *st, const char *id, int64_t now_ms, bool *known);
+
+/* Webhooks (live_wiring.c implements rf_webhook_store_ops with these; the
+ * schema is in docs/LIVE.md). Each inside a transaction. enqueue sets d->id;
+ * claim returns RF_ENOTFOUND (with *next_due_ms, -1 when nothing is pending)
+ * when no delivery is due; record applies an attempt's outcome; disable
+ * abandons every pending delivery to url and later ones. */
+rf_err rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d);
+rf_err rf_store_webhook_claim(rf_store *st, int64_t now_ms, int64_t lease_ms,
+                              rf_webhook_delivery *out, int64_t *next_due_ms);
+rf_err rf_store_webhook_record(rf_store *st, const rf_webhook_attempt *a, int64_t now_ms);
+rf_err rf_store_webhook_disable(rf_store *st, const char *url, int64_t now_ms);
+
+/* One delivery of a job with its attempts (oldest first, malloc'd). */
+typedef struct rf_webhook_row {
+    int64_t id;
+    char msg_id[64];
+    char event_type[64];
+    char url[2048];
+    char state[16]; /* pending, delivered, abandoned */
+    int64_t created_at, next_attempt_at, finished_at;
+    rf_webhook_attempt *attempts;
+    int n_attempts;
+} rf_webhook_row;
+/* A job's deliveries in order, at most limit; free with rf_webhook_rows_free. */
+rf_err rf_store_webhook_list(rf_store *st, const char *job_id, size_t limit, rf_webhook_row **out,
+                             size_t *n);
+void rf_webhook_rows_free(rf_webhook_row *rows, size_t n);
+/* Per-tenant webhook secrets ("whsec_..."): get gives RF_ENOTFOUND when the
+ * tenant has none; put keeps an existing one (first writer wins). */
+rf_err rf_store_webhook_secret_get(rf_store *st, const char *tenant, char *out, size_t len);
+rf_err rf_store_webhook_secret_put(rf_store *st, const char *tenant, const char *secret,
+                                   int64_t now_ms);
 
 #endif

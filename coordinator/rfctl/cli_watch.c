@@ -171,6 +171,10 @@ item_detail(const json_t *v, char *buf, size_t len)
     }
     json_array_foreach(arts, i, a)
     {
+        /* One entry per rendition: its poster and captions are artifacts too. */
+        if (strcmp(rf_cli_str(a, "type", "video"), "video") != 0) {
+            continue;
+        }
         int n = snprintf(buf + pos, len - pos, "%s%s", pos > 0 ? ", " : "",
                          rf_cli_str(a, "rendition", rf_cli_str(a, "type", "?")));
         if (n < 0 || (size_t)n >= len - pos) {

@@ -1,31 +1,33 @@
-# Google Sheets tests (issue 4): C unit tests, the sheets_probe driver (not
+# Google Sheets tests (issue 4; the modules are part of rf_coord_core): C unit tests, the sheets_probe driver (not
 # installed) and the Python integration tests against tests/integration/
 # fake_google.py. Included from tests/coordinator/CMakeLists.txt.
 if(NOT TARGET PkgConfig::JWT)
     pkg_check_modules(JWT REQUIRED IMPORTED_TARGET libjwt)
 endif()
 rf_add_test(NAME sheets_a1 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sheets_a1.c
-            LIBS rf_sheets TIMEOUT 60)
+            LIBS rf_coord_core TIMEOUT 60)
 rf_add_test(NAME sheets_validate SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sheets_validate.c
-            LIBS rf_sheets TIMEOUT 60)
+            LIBS rf_coord_core TIMEOUT 60)
 rf_add_test(NAME sheets_parse SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sheets_parse.c
-            LIBS rf_sheets PkgConfig::CRYPTO PkgConfig::JWT TIMEOUT 60)
+            LIBS rf_coord_core PkgConfig::CRYPTO PkgConfig::JWT TIMEOUT 60)
 # moderate validation == jobs.c's row planning, on the same messy rows
 rf_add_test(NAME sheets_parity
             SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sheets_parity.c ${CMAKE_CURRENT_LIST_DIR}/testutil.c
-            LIBS rf_sheets rf_coord_core TIMEOUT 60)
+            LIBS rf_coord_core TIMEOUT 60)
 
 add_executable(sheets_probe ${CMAKE_CURRENT_LIST_DIR}/sheets_probe.c)
-target_link_libraries(sheets_probe PRIVATE rf_sheets PkgConfig::CURL Threads::Threads)
+target_link_libraries(sheets_probe PRIVATE rf_coord_core PkgConfig::CURL Threads::Threads)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
-foreach(t sheets_read sheets_writeback)
+foreach(t sheets_read sheets_writeback sheets_job)
     add_test(NAME it_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/integration/test_${t}.py
                      --build ${CMAKE_BINARY_DIR} --source ${CMAKE_SOURCE_DIR})
     set_tests_properties(it_${t} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                          LABELS integration)
 endforeach()
+# it_sheets_job runs agents that render: not beside the other rendering tests
+set_tests_properties(it_sheets_job PROPERTIES RUN_SERIAL TRUE)
 
 # libFuzzer target (RF_FUZZ=ON with clang): ranges, values answers, CSV
 # exports and error bodies, compiled in so they carry the instrumentation.

@@ -438,9 +438,9 @@ test_validation_errors(void **state)
          "{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A2B\"},"
          "\"output\":{\"output_bucket\":\"b\"}}",
          &c);
-    assert_int_equal(c.status, 400);
-    assert_string_equal(jstr(c.json, "error_message"),
-                        "input_source.type 'sheet' is not supported yet");
+    /* this fixture starts no Google Sheets client */
+    assert_int_equal(c.status, 503);
+    assert_string_equal(jstr(c.json, "error_code"), "sheets_unavailable");
     response_free(&a);
     response_free(&b);
     response_free(&c);

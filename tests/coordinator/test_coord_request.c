@@ -236,9 +236,31 @@ test_input_source_errors(void **state)
     (void)state;
     expect_refused("{\"title\":\"t\",\"output\":{\"output_bucket\":\"b\"}}", "input_source",
                    "required");
-    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A\"},"
+    /* sheet sources: the id, range, tab and write-back are checked without I/O */
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\"},"
                    "\"output\":{\"output_bucket\":\"b\"}}",
-                   "input_source.type", "input_source.type 'sheet' is not supported yet");
+                   "input_source.sheet_id", "required");
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"a b\"},"
+                   "\"output\":{\"output_bucket\":\"b\"}}",
+                   "input_source.sheet_id", NULL);
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A\","
+                   "\"range\":\"A1:?\"},\"output\":{\"output_bucket\":\"b\"}}",
+                   "input_source.range", "A1 notation");
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A\","
+                   "\"gid\":\"x\"},\"output\":{\"output_bucket\":\"b\"}}",
+                   "input_source.gid", NULL);
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A\"},"
+                   "\"validation_level\":\"lax\",\"output\":{\"output_bucket\":\"b\"}}",
+                   "validation_level", "strict, moderate, permissive");
+    /* no service account configured in these tests */
+    expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"sheet\",\"sheet_id\":\"1A\"},"
+                   "\"writeback\":{\"columns\":{\"state\":\"K\"}},"
+                   "\"output\":{\"output_bucket\":\"b\"}}",
+                   "writeback", "service account");
+    expect_refused("{\"title\":\"t\",\"input_source\":" ROWS
+                   ",\"writeback\":{\"columns\":{\"state\":\"K\"}},"
+                   "\"output\":{\"output_bucket\":\"b\"}}",
+                   "writeback", "input_source of type sheet");
     expect_refused("{\"title\":\"t\",\"input_source\":{\"type\":\"ftp\"},"
                    "\"output\":{\"output_bucket\":\"b\"}}",
                    "input_source.type", NULL);

@@ -429,7 +429,10 @@ def part_live_submit_watch(live, tmp):
     code, out, err = ctl("--json", "show", job_id)
     check(code == 0 and json.loads(out)["id"] == job_id, f"show --json: {code} {out}")
     code, out, err = ctl("videos", job_id)
-    check(code == 0 and out.count("file://") == 3 and "script_content" in out,
+    # Each video lists its poster ("thumbnail") and captions as artifacts too.
+    check(code == 0 and out.count(" video youtube file://") == 3
+          and out.count(" thumbnail youtube file://") == 3
+          and out.count(" captions youtube file://") == 3 and "script_content" in out,
           f"videos: {code}\n{out}{err}")
     code, out, err = ctl("--json", "videos", job_id, "--state", "failed", "--page-size", "1")
     vids = json.loads(out)["videos"]
