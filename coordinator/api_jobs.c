@@ -190,6 +190,17 @@ load_job(rf_req *r, const char *job_id, rf_job_view *v)
     return 0;
 }
 
+/* rate_limited is true while the job is held back by a rate limit: today a
+ * write-back into its sheet waiting on Google's quota. */
+static json_t *
+with_rate_limited(rf_req *r, const char *job_id, json_t *body)
+{
+    if (body != NULL && rf_sheets_wiring_rate_limited(r->api->cfg->sheets_wb, job_id)) {
+        json_object_set_new(body, "rate_limited", json_true());
+    }
+    return body;
+}
+
 static int
 send_job(rf_req *r, const char *job_id, int status)
 {
@@ -202,7 +213,8 @@ send_job(rf_req *r, const char *job_id, int status)
     }
     snprintf(location, sizeof(location), "Location: /api/%sbulk-jobs/%s\r\n",
              r->style == RF_STYLE_V1 ? "v1/" : "", v.job.id);
-    out = rf_api_reply_ok(r, status, job_json(&v), status == 201 ? location : NULL);
+    out = rf_api_reply_ok(r, status, with_rate_limited(r, v.job.id, job_json(&v)),
+                          status == 201 ? location : NULL);
     rf_job_view_clear(&v);
     return out;
 }
@@ -610,14 +622,7 @@ rf_h_progress(rf_req *r)
     if (status != 0) {
         return status;
     }
-    {
-        json_t *body = progress_json(&v);
-        /* a write-back into the job's sheet waiting on Google's quota */
-        if (body != NULL && rf_sheets_wiring_rate_limited(r->api->cfg->sheets_wb, v.job.id)) {
-            json_object_set_new(body, "rate_limited", json_true());
-        }
-        status = rf_api_reply_ok(r, 200, body, NULL);
-    }
+    status = rf_api_reply_ok(r, 200, with_rate_limited(r, v.job.id, progress_json(&v)), NULL);
     rf_job_view_clear(&v);
     return status;
 }

@@ -861,7 +861,10 @@ def main(a):
     global BASE_URL
     feat = coord_features(a.build)
     # Webhooks to the test's own receiver on 127.0.0.1 must be allowed.
-    c = Cluster(a.build, ["--webhook-allow", "127.0.0.1"] if feat["webhook"] else [])
+    # Google is unreachable here: fail the sheet connect at once, not after
+    # the production retry schedule.
+    c = Cluster(a.build, ["--sheets-max-retries", "0"] +
+                (["--webhook-allow", "127.0.0.1"] if feat["webhook"] else []))
     # The harness runs the coordinator with a fresh JWT secret and a token
     # with every scope: the seeds' clients send it as their "API key".
     token = getattr(c, "token", None)
