@@ -126,6 +126,41 @@ typedef struct heartbeat {
     pthread_t thread;
 } heartbeat;
 
+/* One PROGRESS report; a refusal (stale lease, job canceled) cancels the
+ * render. Returns false when refused. */
+static bool
+send_progress(heartbeat *hb)
+{
+    agent *a = hb->a;
+    rf_msg req = {.type = RF_MSG_PROGRESS}, rep = {0};
+    rf_progress *p = &req.u.progress;
+    bool ok = true;
+
+    rf_strlcpy(p->agent_id, a->hello.agent_id, sizeof(p->agent_id));
+    rf_strlcpy(p->unit_id, hb->u->unit_id, sizeof(p->unit_id));
+    rf_strlcpy(p->lease_id, hb->u->lease_id, sizeof(p->lease_id));
+    p->frames_done = atomic_load(&hb->progress->frames_done);
+    p->frames_total = atomic_load(&hb->progress->frames_total);
+    rf_strlcpy(p->stage, rf_render_stage_name(atomic_load(&hb->progress->stage)), sizeof(p->stage));
+    if (call(a, &req, &rep) == RF_OK && rep.type == RF_MSG_REFUSED) {
+        rf_warn("unit %s: progress refused (%s: %s); stopping it", hb->u->unit_id,
+                rep.u.refused.code, rep.u.refused.reason);
+        atomic_store(&hb->progress->cancel, true);
+        ok = false;
+    }
+    rf_msg_clear(&rep);
+    return ok;
+}
+
+/* Asked by the renderer just before it moves the finished files into place:
+ * one more heartbeat, so a lease that lapsed unnoticed places nothing. */
+static bool
+may_place(void *ctx)
+{
+    heartbeat *hb = ctx;
+    return send_progress(hb) && !atomic_load(&hb->progress->cancel);
+}
+
 /* Reports progress every heartbeat_ms while the unit renders. A refusal
  * (stale lease, job canceled) cancels the render: someone else owns the unit
  * now, or nobody wants it. */
@@ -145,21 +180,7 @@ heartbeat_main(void *arg)
         }
         if (atomic_load(&hb->done))
             break;
-        rf_msg req = {.type = RF_MSG_PROGRESS}, rep = {0};
-        rf_progress *p = &req.u.progress;
-        rf_strlcpy(p->agent_id, a->hello.agent_id, sizeof(p->agent_id));
-        rf_strlcpy(p->unit_id, hb->u->unit_id, sizeof(p->unit_id));
-        rf_strlcpy(p->lease_id, hb->u->lease_id, sizeof(p->lease_id));
-        p->frames_done = atomic_load(&hb->progress->frames_done);
-        p->frames_total = atomic_load(&hb->progress->frames_total);
-        rf_strlcpy(p->stage, rf_render_stage_name(atomic_load(&hb->progress->stage)),
-                   sizeof(p->stage));
-        if (call(a, &req, &rep) == RF_OK && rep.type == RF_MSG_REFUSED) {
-            rf_warn("unit %s: progress refused (%s: %s); stopping it", hb->u->unit_id,
-                    rep.u.refused.code, rep.u.refused.reason);
-            atomic_store(&hb->progress->cancel, true);
-        }
-        rf_msg_clear(&rep);
+        send_progress(hb);
     }
     return NULL;
 }
@@ -200,6 +221,8 @@ run_unit(agent *a, const rf_unit *u)
     heartbeat hb = {.a = a, .u = u, .progress = &progress};
     rf_render_opts opts = {.compositor = a->cfg.compositor,
                            .progress = &progress,
+                           .may_place = may_place,
+                           .may_place_ctx = &hb,
                            .encoders = a->hello.encoders,
                            .n_encoders = (int)a->hello.n_encoders};
     rf_render_result res;

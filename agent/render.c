@@ -519,6 +519,14 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         fail_with(res, "storage_upload_failed", true, "captions file: %s", strerror(errno));
         goto out;
     }
+    /* Fencing at the last moment: a holder whose lease lapsed must not
+     * overwrite the files of the agent that took the unit over (two
+     * renders of a unit are equivalent but not byte-identical). */
+    if (o && o->may_place && !o->may_place(o->may_place_ctx)) {
+        rv = RF_ECANCELED;
+        fail_with(res, "canceled", true, "the lease was lost before the files were placed");
+        goto out;
+    }
     sides_placed = true;
     if (rename(side_tmp[0], res->poster_path) != 0 ||
         rename(side_tmp[1], res->captions_path) != 0 || rename(tmp_path, u->output_path) != 0) {

@@ -33,6 +33,11 @@ const char *rf_render_stage_name(int stage);
 typedef struct rf_render_opts {
     const char *compositor;       /* "auto", "cpu" or "cuda" */
     rf_render_progress *progress; /* may be NULL */
+    /* Asked just before the finished files are moved into place: false
+     * means the unit is no longer ours (lease lost), so nothing is placed
+     * and the render ends with RF_ECANCELED. NULL: always place. */
+    bool (*may_place)(void *ctx);
+    void *may_place_ctx;
     /* Encoders the host's start-up probe opened (NULL: try them all). */
     const char (*encoders)[RF_NAME_MAX];
     int n_encoders;
