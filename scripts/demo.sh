@@ -114,7 +114,7 @@ while time.time() < deadline:
 print()
 for v in get(f"/bulk-jobs/{job_id}/videos?page_size=100")["videos"]:
     if v["state"] == "completed":
-        for a in v["artifacts"]:
+        for a in (x for x in v["artifacts"] if x["type"] == "video"):
             print(f"  row {v['row_number']:>3}  {a['rendition']:<9} {a['width']}x{a['height']}  "
                   f"{a['duration_ms'] / 1000:.1f}s  {a['path']}")
     else:
