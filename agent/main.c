@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,11 @@ main(int argc, char **argv)
     if (parse_args(argc, argv, &a.cfg, &probe_only) != 0)
         return 2;
     rf_log_init("agent", rf_log_level_parse(a.cfg.log_level));
+    /* Frame-sized buffers (x264's, libav's) come and go every frame: keep
+     * them in the heap rather than mmap/munmap, which made the kernel zero
+     * fresh pages for about 6 % of a 1080p unit's CPU time. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     /* libav's own chatter (x264 statistics, probe failures) would drown the
      * agent's log; its errors reach us as return codes we log with context. */
     av_log_set_level(a.cfg.log_level && strcmp(a.cfg.log_level, "debug") == 0 ? AV_LOG_INFO

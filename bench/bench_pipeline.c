@@ -14,6 +14,7 @@
 #include <libavformat/avformat.h>
 #include <libavutil/log.h>
 #include <libavutil/opt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,11 @@ main(int argc, char **argv)
         return 2;
     }
     rf_log_init("bench", RF_LOG_WARN);
+    /* Frame-sized buffers (x264's, libav's) come and go every frame: keep
+     * them in the heap rather than mmap/munmap, which made the kernel zero
+     * fresh pages for about 6 % of a 1080p unit's CPU time. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     av_log_set_level(AV_LOG_ERROR);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
