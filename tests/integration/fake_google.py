@@ -1,6 +1,6 @@
 """A local stand-in for the Google endpoints the coordinator talks to, bound to
 127.0.0.1, standard library only. It answers as Google documents (see
-/work/shared/REFERENCE.md section A):
+the shared REFERENCE.md section A):
 
   GET  /v4/spreadsheets/{id}/values/{range}     spreadsheets.values.get
   POST /v4/spreadsheets/{id}/values:batchUpdate spreadsheets.values.batchUpdate
