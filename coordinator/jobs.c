@@ -1346,7 +1346,7 @@ rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, in
         rf_item_rec item;
         rf_job_rec job;
 
-        rv = rf_store_unit_next_queued(st, id, &found);
+        rv = rf_store_unit_next_queued(st, agent_id, id, &found);
         if (rv != RF_OK || !found) {
             goto out;
         }

@@ -1103,8 +1103,22 @@ rf_store_unit_update(rf_store *st, const rf_unit_rec *u)
     return step_done(st, s, "update unit");
 }
 
+/* The encoders (as the agent's HELLO lists them) that can produce each of a
+ * job's codecs: a unit goes only to an agent that has one for its video and
+ * one for its audio. An agent that lists no encoder of a kind at all (an
+ * older agent that announces nothing) is not restricted for that kind. */
+#define CODEC_ENCODERS                                                                             \
+    "(VALUES ('h264', 'libx264'), ('h264', 'h264_nvenc'), ('h264', 'h264_vaapi'),"                 \
+    " ('h265', 'libx265'), ('h265', 'hevc_nvenc'), ('h265', 'hevc_vaapi'),"                        \
+    " ('vp9', 'libvpx-vp9'), ('vp9', 'vp9_vaapi'), ('aac', 'aac'), ('opus', 'libopus'))"
+#define AGENT_HAS(cond)                                                                            \
+    " EXISTS (SELECT 1 FROM agents a, json_each(a.capabilities_json, '$.encoders') "               \
+    "e, " CODEC_ENCODERS " m WHERE a.id = ?1 AND e.value = m.column2 AND " cond ")"
+#define AGENT_CAN(col, kinds)                                                                      \
+    " (" AGENT_HAS("m.column1 = " col) " OR NOT" AGENT_HAS("m.column1 IN " kinds) ")"
+
 rf_err
-rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found)
+rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX], bool *found)
 {
     sqlite3_stmt *s = NULL;
     rf_err rv = prep(st,
@@ -1112,6 +1126,8 @@ rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found)
                      " JOIN jobs j ON j.id = u.job_id"
                      " JOIN items i ON i.id = u.item_id"
                      " WHERE u.state = 'queued' AND j.state IN ('pending', 'running')"
+                     " AND (?1 IS NULL OR (" AGENT_CAN("j.video_codec", "('h264', 'h265', 'vp9')")
+                     " AND " AGENT_CAN("j.audio_codec", "('aac', 'opus')") "))"
                      " ORDER BY j.priority DESC, j.created_at ASC, j.id ASC,"
                      " i.priority DESC, i.row_number ASC, u.rendition ASC, u.id ASC LIMIT 1",
                      &s);
@@ -1121,6 +1137,7 @@ rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found)
     if (rv != RF_OK) {
         return rv;
     }
+    bind_text_opt(s, 1, agent_id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         col_text(s, 0, id, RF_ID_MAX);

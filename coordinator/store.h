@@ -203,9 +203,12 @@ rf_err rf_store_unit_get(rf_store *st, const char *id, rf_unit_rec *out);
 rf_err rf_store_unit_update(rf_store *st, const rf_unit_rec *unit);
 
 /* The scheduler's choice: the next queued unit whose job is pending or
- * running, by job priority DESC, job created_at, job id, item priority DESC,
- * item row_number, unit rendition. *found = false when there is none. */
-rf_err rf_store_unit_next_queued(rf_store *st, char id[RF_ID_MAX], bool *found);
+ * running and whose codecs agent_id has an encoder for (its HELLO's list;
+ * NULL: any agent), by job priority DESC, job created_at, job id, item
+ * priority DESC, item row_number, unit rendition. *found = false when there
+ * is none. */
+rf_err rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX],
+                                 bool *found);
 
 /* Ids of leased units whose lease_expires_at < now_ms, at most max. */
 rf_err rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],

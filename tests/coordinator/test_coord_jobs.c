@@ -754,6 +754,45 @@ test_transition_table(void **state)
     assert_false(rf_job_state_valid("done"));
 }
 
+/* A unit goes only to an agent that announced an encoder for its codecs; an
+ * agent that announced none of a kind is not restricted for that kind. */
+static void
+test_dispatch_matches_encoders(void **state)
+{
+    tu_env *env = *state;
+    char id[RF_ID_MAX];
+    rf_hello h;
+    rf_unit u;
+    rf_outcome oc;
+    bool leased = true;
+    const char *req =
+        "{\"title\":\"HEVC\",\"input_source\":{\"type\":\"rows\",\"rows\":["
+        "{\"idea_title\":\"One\",\"script_content\":\"Hi.\",\"duration_seconds\":\"4\"}]},"
+        "\"output\":{\"video_codec\":\"h265\",\"output_bucket\":\"bk\"}}";
+
+    memset(&h, 0, sizeof(h));
+    snprintf(h.hostname, sizeof(h.hostname), "host");
+    snprintf(h.compositor, sizeof(h.compositor), "cpu");
+    h.slots = 1;
+    h.n_encoders = 2;
+    snprintf(h.agent_id, sizeof(h.agent_id), "only-264");
+    snprintf(h.encoders[0], sizeof(h.encoders[0]), "libx264");
+    snprintf(h.encoders[1], sizeof(h.encoders[1]), "aac");
+    assert_int_equal(rf_jobs_agent_hello(env->st, &h, T0), RF_OK);
+    snprintf(h.agent_id, sizeof(h.agent_id), "has-265");
+    snprintf(h.encoders[0], sizeof(h.encoders[0]), "libx265");
+    assert_int_equal(rf_jobs_agent_hello(env->st, &h, T0), RF_OK);
+
+    tu_create_job(env, req, T0, id);
+    assert_int_equal(rf_jobs_lease(env->st, &env->cfg, "only-264", T0 + 1, &u, &leased, &oc),
+                     RF_OK);
+    assert_int_equal(oc.verdict, RF_VERDICT_OK);
+    assert_false(leased); /* nothing this agent can encode: no work */
+    lease_ok(env, "has-265", T0 + 2, &u);
+    assert_string_equal(u.video_codec, "h265");
+    free_unit(&u);
+}
+
 int
 main(void)
 {
@@ -761,6 +800,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_with_invalid_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_priority_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_matches_encoders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_order_within_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_agent_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_fields_and_overrides, setup, teardown),
