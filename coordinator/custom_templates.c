@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rf_util.h"
+#include "templates.h"
 
 static const char *const logo_positions[] = {"top_left",     "top_right", "bottom_left",
                                              "bottom_right", "none",      NULL};
@@ -21,20 +22,6 @@ in_list(const char *s, const char *const *list)
         }
     }
     return false;
-}
-
-static bool
-id_ok(const char *s, size_t len)
-{
-    if (len < 1 || len >= RF_NAME_MAX || strlen(s) != len) {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') {
-            return false;
-        }
-    }
-    return true;
 }
 
 static bool
@@ -233,7 +220,8 @@ rf_ctpl_parse(const char *body, size_t len, rf_tpl_rec *out, rf_verr *err)
         goto out;
     }
     id = json_object_get(root, "template_id");
-    if (!json_is_string(id) || !id_ok(json_string_value(id), json_string_length(id))) {
+    if (!json_is_string(id) ||
+        !rf_template_id_valid(json_string_value(id), json_string_length(id))) {
         rf_verr_set(err, "template_id", id == NULL ? "required" : "invalid_value",
                     "template_id must be 1 to 63 characters of A-Z a-z 0-9 _ . -");
         rv = RF_EINVAL;

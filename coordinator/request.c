@@ -405,21 +405,6 @@ check_string_override(json_t *ov, const char *key, size_t max, rf_verr *err)
     return RF_OK;
 }
 
-/* A custom template id: 1..63 bytes of [A-Za-z0-9_.-]. */
-static bool
-template_id_ok(const char *s, size_t len)
-{
-    if (len < 1 || len >= RF_NAME_MAX || strlen(s) != len) {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') {
-            return false;
-        }
-    }
-    return true;
-}
-
 static rf_err
 parse_template(const json_t *root, rf_template_lookup_fn lookup, void *lookup_ctx, rf_job_spec *out,
                rf_verr *err)
@@ -446,7 +431,8 @@ parse_template(const json_t *root, rf_template_lookup_fn lookup, void *lookup_ct
         }
         if (rf_template_find(json_string_value(id)) == NULL) {
             rv = RF_ENOTFOUND;
-            if (lookup != NULL && template_id_ok(json_string_value(id), json_string_length(id))) {
+            if (lookup != NULL &&
+                rf_template_id_valid(json_string_value(id), json_string_length(id))) {
                 rv = lookup(lookup_ctx, json_string_value(id), &out->template_json);
             }
             if (rv == RF_ENOTFOUND) {

@@ -887,15 +887,66 @@ rf_store_item_update_state(rf_store *st, const rf_item_rec *it)
     return step_done(st, s, "update item state");
 }
 
+/* Steps a prepared, bound statement into a new array of up to limit records
+ * of elem bytes, each filled by rd. On failure frees what was read with
+ * free_recs and returns the error. Always finalizes s. */
+typedef rf_err (*row_reader)(sqlite3_stmt *s, void *rec);
+
+static rf_err
+collect_rows(rf_store *st, sqlite3_stmt *s, size_t elem, size_t limit, row_reader rd,
+             void (*free_recs)(void *recs, size_t n), const char *what, void **out, size_t *n)
+{
+    char *recs = calloc(limit > 0 ? limit : 1, elem);
+    size_t count = 0;
+    rf_err rv = RF_OK;
+    int rc = SQLITE_DONE;
+
+    if (recs == NULL) {
+        rv = RF_ENOMEM;
+        goto out;
+    }
+    while (count < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rv = rd(s, recs + count * elem);
+        count++; /* a half-read record is freed with the others */
+        if (rv != RF_OK) {
+            goto out;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rv = db_fail(st, what);
+    }
+out:
+    sqlite3_finalize(s);
+    if (rv != RF_OK) {
+        if (recs != NULL) {
+            free_recs(recs, count);
+        }
+        return rv;
+    }
+    *out = recs;
+    *n = count;
+    return RF_OK;
+}
+
+static rf_err
+read_item_row(sqlite3_stmt *s, void *rec)
+{
+    return read_item(s, rec);
+}
+
+static void
+free_item_rows(void *recs, size_t n)
+{
+    rf_item_recs_free(recs, n);
+}
+
 rf_err
 rf_store_items_list(rf_store *st, const char *job_id, const char *state, uint32_t after_row,
                     size_t limit, rf_item_rec **out, size_t *n)
 {
     sqlite3_stmt *s = NULL;
-    rf_item_rec *items = NULL;
-    size_t count = 0;
+    void *recs = NULL;
     rf_err rv;
-    int rc;
 
     *out = NULL;
     *n = 0;
@@ -910,30 +961,10 @@ rf_store_items_list(rf_store *st, const char *job_id, const char *state, uint32_
     sqlite3_bind_int64(s, 2, after_row);
     bind_text_opt(s, 3, state);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
-    items = calloc(limit > 0 ? limit : 1, sizeof(*items));
-    if (items == NULL) {
-        rv = RF_ENOMEM;
-        goto out;
-    }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
-        rv = read_item(s, &items[count]);
-        if (rv != RF_OK) {
-            goto out;
-        }
-        count++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rv = db_fail(st, "list items");
-    }
-out:
-    sqlite3_finalize(s);
-    if (rv != RF_OK) {
-        rf_item_recs_free(items, count);
-        return rv;
-    }
-    *out = items;
-    *n = count;
-    return RF_OK;
+    rv = collect_rows(st, s, sizeof(rf_item_rec), limit, read_item_row, free_item_rows,
+                      "list items", &recs, n);
+    *out = recs;
+    return rv;
 }
 
 void
@@ -1121,16 +1152,24 @@ rf_err
 rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX], bool *found)
 {
     sqlite3_stmt *s = NULL;
-    rf_err rv = prep(st,
-                     "SELECT u.id FROM units u"
-                     " JOIN jobs j ON j.id = u.job_id"
-                     " JOIN items i ON i.id = u.item_id"
-                     " WHERE u.state = 'queued' AND j.state IN ('pending', 'running')"
-                     " AND (?1 IS NULL OR (" AGENT_CAN("j.video_codec", "('h264', 'h265', 'vp9')")
-                     " AND " AGENT_CAN("j.audio_codec", "('aac', 'opus')") "))"
-                     " ORDER BY j.priority DESC, j.created_at ASC, j.id ASC,"
-                     " i.priority DESC, i.row_number ASC, u.rendition ASC, u.id ASC LIMIT 1",
-                     &s);
+    rf_err rv = prep(
+        st,
+        "SELECT u.id FROM units u"
+        " JOIN jobs j ON j.id = u.job_id"
+        " JOIN items i ON i.id = u.item_id"
+        " WHERE u.state = 'queued' AND j.state IN ('pending', 'running')"
+        " AND (?1 IS NULL OR (" AGENT_CAN(
+            "j.video_codec",
+            "('h264', 'h265', 'vp9')") " AND " AGENT_CAN("j.audio_codec",
+                                                         "('aac', 'opus')") "))"
+                                                                            " ORDER BY j.priority "
+                                                                            "DESC, j.created_at "
+                                                                            "ASC, j.id ASC,"
+                                                                            " i.priority DESC, "
+                                                                            "i.row_number ASC, "
+                                                                            "u.rendition ASC, u.id "
+                                                                            "ASC LIMIT 1",
+        &s);
     int rc;
 
     *found = false;
@@ -1386,15 +1425,32 @@ rf_store_event_add(rf_store *st, const char *job_id, const char *type, const cha
     return rv;
 }
 
+static rf_err
+read_event_row(sqlite3_stmt *s, void *rec)
+{
+    rf_event_rec *e = rec;
+
+    e->id = sqlite3_column_int64(s, 0);
+    col_text(s, 1, e->job_id, sizeof(e->job_id));
+    col_text(s, 2, e->type, sizeof(e->type));
+    e->data_json = col_dup(s, 3);
+    e->created_at = sqlite3_column_int64(s, 4);
+    return e->data_json != NULL ? RF_OK : RF_ENOMEM;
+}
+
+static void
+free_event_rows(void *recs, size_t n)
+{
+    rf_event_recs_free(recs, n);
+}
+
 rf_err
 rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t limit,
                      rf_event_rec **out, size_t *n)
 {
     sqlite3_stmt *s = NULL;
-    rf_event_rec *evs = NULL;
-    size_t count = 0;
+    void *recs = NULL;
     rf_err rv;
-    int rc;
 
     *out = NULL;
     *n = 0;
@@ -1408,36 +1464,10 @@ rf_store_events_list(rf_store *st, const char *job_id, int64_t after_id, size_t 
     bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, after_id);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
-    evs = calloc(limit > 0 ? limit : 1, sizeof(*evs));
-    if (evs == NULL) {
-        rv = RF_ENOMEM;
-        goto out;
-    }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
-        rf_event_rec *e = &evs[count];
-        e->id = sqlite3_column_int64(s, 0);
-        col_text(s, 1, e->job_id, sizeof(e->job_id));
-        col_text(s, 2, e->type, sizeof(e->type));
-        e->data_json = col_dup(s, 3);
-        e->created_at = sqlite3_column_int64(s, 4);
-        count++;
-        if (e->data_json == NULL) {
-            rv = RF_ENOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rv = db_fail(st, "list events");
-    }
-out:
-    sqlite3_finalize(s);
-    if (rv != RF_OK) {
-        rf_event_recs_free(evs, count);
-        return rv;
-    }
-    *out = evs;
-    *n = count;
-    return RF_OK;
+    rv = collect_rows(st, s, sizeof(rf_event_rec), limit, read_event_row, free_event_rows,
+                      "list events", &recs, n);
+    *out = recs;
+    return rv;
 }
 
 void
@@ -1668,14 +1698,24 @@ rf_store_tpl_get(rf_store *st, const char *tenant, const char *id, rf_tpl_rec *o
     return rv;
 }
 
+static rf_err
+read_tpl_row(sqlite3_stmt *s, void *rec)
+{
+    return read_tpl(s, rec);
+}
+
+static void
+free_tpl_rows(void *recs, size_t n)
+{
+    rf_tpl_recs_free(recs, n);
+}
+
 rf_err
 rf_store_tpl_list(rf_store *st, const char *tenant, size_t limit, rf_tpl_rec **out, size_t *n)
 {
     sqlite3_stmt *s = NULL;
-    rf_tpl_rec *recs = NULL;
-    size_t count = 0;
+    void *recs = NULL;
     rf_err rv;
-    int rc;
 
     *out = NULL;
     *n = 0;
@@ -1685,30 +1725,10 @@ rf_store_tpl_list(rf_store *st, const char *tenant, size_t limit, rf_tpl_rec **o
     }
     bind_text(s, 1, tenant);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    recs = calloc(limit > 0 ? limit : 1, sizeof(*recs));
-    if (recs == NULL) {
-        rv = RF_ENOMEM;
-        goto out;
-    }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && count < limit) {
-        rv = read_tpl(s, &recs[count]);
-        if (rv != RF_OK) {
-            goto out;
-        }
-        count++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rv = db_fail(st, "list templates");
-    }
-out:
-    sqlite3_finalize(s);
-    if (rv != RF_OK) {
-        rf_tpl_recs_free(recs, count);
-        return rv;
-    }
+    rv = collect_rows(st, s, sizeof(rf_tpl_rec), limit, read_tpl_row, free_tpl_rows,
+                      "list templates", &recs, n);
     *out = recs;
-    *n = count;
-    return RF_OK;
+    return rv;
 }
 
 void

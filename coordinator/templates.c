@@ -3,6 +3,9 @@
  * designed together for legibility. */
 #include "templates.h"
 
+#include "rf_proto.h"
+
+#include <ctype.h>
 #include <string.h>
 
 static const rf_template builtins[] = {
@@ -111,4 +114,18 @@ bool
 rf_voice_valid(const char *voice)
 {
     return in_list(voice, voices, sizeof(voices) / sizeof(voices[0]));
+}
+
+bool
+rf_template_id_valid(const char *s, size_t len)
+{
+    if (len < 1 || len >= RF_NAME_MAX || strlen(s) != len) {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') {
+            return false;
+        }
+    }
+    return true;
 }

@@ -35,4 +35,7 @@ const rf_template *rf_template_at(size_t i);
 bool rf_style_valid(const char *style);
 bool rf_voice_valid(const char *voice);
 
+/* A custom template id: len (== strlen(s)) is 1..63 bytes of [A-Za-z0-9_.-]. */
+bool rf_template_id_valid(const char *s, size_t len);
+
 #endif

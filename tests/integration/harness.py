@@ -240,6 +240,28 @@ def write_csv(path, rows, header=True):
             w.writerow([r.get(c, "") for c in cols])
 
 
+def run_step(results, name, fn, *args, needed=False):
+    """Runs one part of a many-part test; a failure is reported and the next
+    part runs, unless later parts need this one's result (needed=True). A
+    part that returns ("SKIP", reason) is reported as skipped."""
+    t0 = time.time()
+    try:
+        res = fn(*args)
+    except Exception as e:  # noqa: BLE001 (the seeds' code raises anything)
+        print(f"FAIL {name}: {e!r}" if not isinstance(e, Failure) else f"FAIL {name}: {e}")
+        results.append((name, "fail"))
+        if needed:
+            raise
+        return None
+    if isinstance(res, tuple) and res and res[0] == "SKIP":
+        print(f"SKIP {name}: {res[1]}")
+        results.append((name, "skip"))
+        return None
+    print(f"ok   {name} ({time.time() - t0:.1f} s)")
+    results.append((name, "ok"))
+    return res
+
+
 def run(main):
     """Runs main(args) and maps the outcome to ctest: 0 pass, 1 fail."""
     a = args()

@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 
-from harness import Cluster, Failure, check, free_port, run, write_csv
+from harness import Cluster, Failure, check, free_port, run, run_step, write_csv
 
 
 GOOD_ROWS = [
@@ -622,25 +622,7 @@ def main(a):
         tmp = c.dir
 
         def step(name, fn, *args, needed=False):
-            """Runs one part; a failure is reported and the next part runs,
-            unless later parts need this one's result (needed=True)."""
-            t0 = time.time()
-            try:
-                res = fn(*args)
-            except Exception as e:  # noqa: BLE001 (the seeds' code raises anything)
-                print(f"FAIL {name}: {e!r}" if not isinstance(e, Failure) else
-                      f"FAIL {name}: {e}")
-                results.append((name, "fail"))
-                if needed:
-                    raise
-                return None
-            if isinstance(res, tuple) and res and res[0] == "SKIP":
-                print(f"SKIP {name}: {res[1]}")
-                results.append((name, "skip"))
-                return None
-            print(f"ok   {name} ({time.time() - t0:.1f} s)")
-            results.append((name, "ok"))
-            return res
+            return run_step(results, name, fn, *args, needed=needed)
 
         step("usage errors exit 2", part_usage, ctl, tmp)
         step("unreachable coordinator exits 4", part_unreachable, ctl, tmp)

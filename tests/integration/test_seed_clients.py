@@ -514,7 +514,7 @@ class TroubleshootingGuide:
 import http.server  # noqa: E402
 import subprocess  # noqa: E402
 
-from harness import Cluster, Failure, check, free_port, run, write_csv  # noqa: E402
+from harness import Cluster, Failure, check, free_port, run, run_step, write_csv  # noqa: E402
 
 ROWS = [
     {"idea_title": "Seed client row one", "description": "Short", "duration_seconds": "2",
@@ -878,25 +878,7 @@ def main(a):
         c.start_agent("agent-1")
 
         def step(name, fn, *args, needed=False):
-            """Runs one part; a failure is reported and the next part runs,
-            unless later parts need this one's result (needed=True)."""
-            t0 = time.time()
-            try:
-                res = fn(*args)
-            except Exception as e:  # noqa: BLE001 (the seeds' code raises anything)
-                print(f"FAIL {name}: {e!r}" if not isinstance(e, Failure) else
-                      f"FAIL {name}: {e}")
-                results.append((name, "fail"))
-                if needed:
-                    raise
-                return None
-            if isinstance(res, tuple) and res and res[0] == "SKIP":
-                print(f"SKIP {name}: {res[1]}")
-                results.append((name, "skip"))
-                return None
-            print(f"ok   {name} ({time.time() - t0:.1f} s)")
-            results.append((name, "ok"))
-            return res
+            return run_step(results, name, fn, *args, needed=needed)
 
         client, job_id = step("BulkOperationsClient.create_job + JobMonitor.monitor_job",
                               part_create_and_monitor, ctx, needed=True)
