@@ -18,6 +18,7 @@
 #include "request.h"
 #include "rf_log.h"
 #include "rf_util.h"
+#include "holdback.h"
 #include "sheets_wiring.h"
 #include "sources.h"
 
@@ -60,7 +61,7 @@ job_json(const rf_job_view *v)
     const rf_job_rec *j = &v->job;
     bool failed = strcmp(j->state, "failed") == 0;
 
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o,"
         " s:{s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:o}, s:o, s:o, s:o, s:o, s:b, s:o, s:o}",
         "id", j->id, "title", j->title, "state", j->state, "priority",
@@ -81,6 +82,12 @@ job_json(const rf_job_view *v)
         failed ? rf_api_str_or_null(j->error_code) : json_null(), "error_message",
         failed ? rf_api_str_or_null(j->error_message) : json_null(), "rate_limited", 0,
         "created_by", rf_api_str_or_null(j->created_by), "actions", actions_json(j->state));
+
+    /* Rows still to be read from the sheet (created while Google said 429). */
+    if (o != NULL && j->ingest[0] != '\0') {
+        json_object_set_new(o, "rows_pending", json_true());
+    }
+    return o;
 }
 
 static json_t *
@@ -190,14 +197,28 @@ load_job(rf_req *r, const char *job_id, rf_job_view *v)
     return 0;
 }
 
-/* rate_limited is true while the job is held back by a rate limit: today a
- * write-back into its sheet waiting on Google's quota. */
+/* rate_limited is true while the job is held back by a rate limit
+ * (holdback.h: its sheet's reads or writes waiting on Google's quota, or its
+ * tenant running every unit it may); rate_limited_reasons names them. */
 static json_t *
 with_rate_limited(rf_req *r, const char *job_id, json_t *body)
 {
-    if (body != NULL && rf_sheets_wiring_rate_limited(r->api->cfg->sheets_wb, job_id)) {
-        json_object_set_new(body, "rate_limited", json_true());
+    const char *state = json_string_value(json_object_get(body, "state"));
+    unsigned reasons = rf_holdback_get(r->api->cfg->holdback, job_id,
+                                       state == NULL || rf_job_state_terminal(state));
+    json_t *names;
+
+    if (body == NULL || reasons == 0) {
+        return body;
     }
+    names = json_array();
+    for (unsigned i = 0; i < RF_HOLD_REASONS; i++) {
+        if ((reasons & (1u << i)) != 0) {
+            json_array_append_new(names, json_string(rf_hold_reason_name(1u << i)));
+        }
+    }
+    json_object_set_new(body, "rate_limited", json_true());
+    json_object_set_new(body, "rate_limited_reasons", names);
     return body;
 }
 
@@ -419,6 +440,9 @@ rf_h_create(rf_req *r)
     rv = rf_job_request_parse_ex(body, len, api->cfg, rf_ctpl_lookup_resolved, &lookup, &spec,
                                  &verr);
     if (rv == RF_OK) {
+        /* A sheet Google will not read now is read in the background, with
+         * the job showing rate_limited; a dry run waits for its answer. */
+        spec.source.may_defer = !dry_run;
         rv = rf_source_read(&spec.source, api->cfg, &rows, &verr);
     }
     if ((rv == RF_EINVAL || rv == RF_ETOOBIG) && spec.source.sheet_err.code[0] != '\0') {
@@ -465,15 +489,18 @@ rf_h_create(rf_req *r)
         status = rf_api_reply_internal(r, rv);
         goto out;
     }
-    if (spec.writeback && rf_sheets_wiring_watch(api->cfg->sheets_wb, job_id) != RF_OK) {
-        rf_warn("http: job %s: results will not be written back (out of memory)", job_id);
+    if (spec.source.deferred) {
+        if (rf_holdback_set(api->cfg->holdback, job_id, RF_HOLD_SHEETS_READ, true) != RF_OK) {
+            rf_warn("http: job %s: out of memory marking it rate_limited", job_id);
+        }
+        rf_sheets_wiring_kick(api->cfg->sheets_wb);
     }
     rv = rf_jobs_get(api->st, job_id, rf_now_ms(), &v);
     if (rv != RF_OK) {
         status = rf_api_reply_internal(r, rv);
         goto out;
     }
-    text = rf_api_render_ok(r, job_json(&v));
+    text = rf_api_render_ok(r, with_rate_limited(r, job_id, job_json(&v)));
     rf_job_view_clear(&v);
     if (text == NULL) {
         status = rf_api_reply_internal(r, RF_ENOMEM);

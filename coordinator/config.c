@@ -106,7 +106,10 @@ static const opt opts[] = {
         "Sheets batchUpdate calls per minute at most"),
     INT(sheets_write_batch_ranges, "100", false, 1, 1000, "ranges in one batchUpdate call"),
     INT(sheets_writeback_poll_ms, "1000", false, 10, 600000,
-        "how often finished jobs are looked for to write results back"),
+        "how often jobs are looked for whose rows to read or results to write back"),
+    INT(sheets_patience_s, "3600", false, 0, 604800,
+        "how long a job's sheet read or write-back keeps trying through Google's 429s and "
+        "outages"),
     INT(ws_max_clients, "64", false, 1, 4096, "open WebSocket feeds at most (all jobs)"),
     INT(ws_queue_max_msgs, "256", false, 1, 1000000, "messages queued per WebSocket client"),
     INT(ws_queue_max_bytes, "1048576", false, 1024, 1073741824,

@@ -77,7 +77,8 @@ typedef struct rf_coord_config {
     int64_t sheets_read_calls_per_min;
     int64_t sheets_write_calls_per_min;
     int64_t sheets_write_batch_ranges;
-    int64_t sheets_writeback_poll_ms; /* how often finished jobs are looked for */
+    int64_t sheets_writeback_poll_ms; /* how often the Sheets workers look for work */
+    int64_t sheets_patience_s;        /* reads and writes keep trying through 429s this long */
 
     /* Live progress (live_wiring.h, docs/LIVE.md): the WebSocket feed, the
      * job webhooks and the ETA estimator. */
@@ -101,6 +102,7 @@ typedef struct rf_coord_config {
     struct rf_sheets_client *sheets;    /* the Google Sheets client */
     struct rf_sheets_wiring *sheets_wb; /* write-back worker (sheets_wiring.h) */
     struct rf_live *live;               /* live feed and webhooks (live_wiring.h) */
+    struct rf_holdback *holdback;       /* jobs held back by a rate limit (holdback.h) */
 } rf_coord_config;
 
 /* Fills cfg with the table's defaults. */

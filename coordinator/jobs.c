@@ -366,7 +366,7 @@ job_refresh(rf_store *st, const char *job_id, int64_t now_ms)
                                now_ms);
             goto out;
         }
-    } else if (c.pending + c.processing == 0 && strcmp(s, "paused") != 0) {
+    } else if (c.pending + c.processing == 0 && strcmp(s, "paused") != 0 && job.ingest[0] == '\0') {
         if (c.completed > 0 || c.skipped == c.total) {
             char reason[128];
             snprintf(reason, sizeof(reason),
@@ -689,6 +689,8 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
     job.processing_deadline_ms = spec->processing_deadline_ms;
     job.deadline_at = spec->processing_deadline_ms > 0 ? now_ms + spec->processing_deadline_ms : 0;
     copy_str(job.callback_url, spec->callback_url, sizeof(job.callback_url));
+    copy_str(job.ingest, spec->source.deferred ? "sheet" : "", sizeof(job.ingest));
+    job.writeback = spec->writeback;
     job.created_at = now_ms;
     job.updated_at = now_ms;
 
@@ -702,8 +704,8 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
     }
     if (rv == RF_OK) {
         rv = emit(st, job.id, "job.created",
-                  json_pack("{s:s, s:s, s:I}", "job_id", job.id, "title", job.title, "rows",
-                            (json_int_t)rows->n),
+                  json_pack("{s:s, s:s, s:I, s:b}", "job_id", job.id, "title", job.title, "rows",
+                            (json_int_t)rows->n, "rows_pending", job.ingest[0] != '\0'),
                   now_ms);
     }
     if (rv == RF_OK) {
@@ -719,10 +721,81 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
     rv = rf_store_commit(st);
     if (rv == RF_OK) {
         copy_str(job_id, job.id, RF_ID_MAX);
-        rf_info("job %s created for tenant %s by %s: '%s', %zu rows", job.id, job.tenant,
-                job.created_by[0] != '\0' ? job.created_by : "-", job.title, rows->n);
+        rf_info("job %s created for tenant %s by %s: '%s', %zu rows%s", job.id, job.tenant,
+                job.created_by[0] != '\0' ? job.created_by : "-", job.title, rows->n,
+                job.ingest[0] != '\0' ? " (its sheet is read in the background)" : "");
     }
     return rv;
+}
+
+/* ---- rows read in the background ---- */
+
+rf_err
+rf_jobs_ingest(rf_store *st, const rf_coord_config *cfg, const char *job_id, rf_vlevel level,
+               const rf_rows *rows, int64_t read_ms, int64_t now_ms)
+{
+    rf_job_rec job;
+    rf_err rv = rf_store_begin(st);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &job);
+    if (rv == RF_OK && (job.ingest[0] == '\0' || rf_job_state_terminal(job.state))) {
+        rv = RF_ECONFLICT; /* canceled or expired while its sheet was read */
+    }
+    for (size_t i = 0; rv == RF_OK && i < rows->n; i++) {
+        rv = insert_row(st, cfg, &job, &rows->rows[i], level, now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = rf_store_job_set_ingest(st, job_id, NULL);
+    }
+    if (rv == RF_OK) {
+        rv = emit(st, job_id, "job.rows_read",
+                  json_pack("{s:s, s:I, s:I}", "job_id", job_id, "rows", (json_int_t)rows->n,
+                            "read_ms", (json_int_t)read_ms),
+                  now_ms);
+    }
+    if (rv == RF_OK) {
+        rv = job_refresh(st, job_id, now_ms);
+    }
+    rf_job_rec_clear(&job);
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    rv = rf_store_commit(st);
+    if (rv == RF_OK) {
+        rf_info("job %s: %zu rows read from its sheet in %lld ms", job_id, rows->n,
+                (long long)read_ms);
+    }
+    return rv;
+}
+
+rf_err
+rf_jobs_ingest_failed(rf_store *st, const char *job_id, const char *code, const char *message,
+                      int64_t now_ms)
+{
+    rf_job_rec job;
+    rf_err rv = rf_store_begin(st);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    rv = rf_store_job_get(st, job_id, &job);
+    if (rv == RF_OK && (job.ingest[0] == '\0' || rf_job_state_terminal(job.state))) {
+        rv = RF_ECONFLICT;
+    }
+    /* ingest stays set: a retry reads the sheet again. */
+    if (rv == RF_OK) {
+        rv = job_set_state(st, &job, "failed", message, code, message, now_ms);
+    }
+    rf_job_rec_clear(&job);
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    return rf_store_commit(st);
 }
 
 rf_err
@@ -1932,7 +2005,7 @@ rf_jobs_action(rf_store *st, const rf_coord_config *cfg, const char *tenant, con
         break;
     case RF_ACTION_RETRY:
         rv = requeue_failed_items(st, cfg, job.id, now_ms, &n);
-        if (rv == RF_OK && n == 0) {
+        if (rv == RF_OK && n == 0 && job.ingest[0] == '\0') {
             copy_str(res->code, "nothing_to_retry", sizeof(res->code));
             snprintf(res->message, sizeof(res->message),
                      "job %s has no item that a retry can change (rows that failed validation "
@@ -1943,7 +2016,11 @@ rf_jobs_action(rf_store *st, const rf_coord_config *cfg, const char *tenant, con
         }
         if (rv == RF_OK) {
             char why[300];
-            snprintf(why, sizeof(why), "%s: %zu failed items requeued", reason, n);
+            if (job.ingest[0] != '\0') {
+                snprintf(why, sizeof(why), "%s: the sheet is read again", reason);
+            } else {
+                snprintf(why, sizeof(why), "%s: %zu failed items requeued", reason, n);
+            }
             /* A new deadline window starts with the retry. */
             job.deadline_at =
                 job.processing_deadline_ms > 0 ? now_ms + job.processing_deadline_ms : 0;

@@ -104,6 +104,19 @@ rf_err rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_
                          int64_t now_ms, char job_id[RF_ID_MAX]);
 
 /* The tenant a job belongs to (for access checks). RF_ENOTFOUND. */
+/* Rows read after the job was created (its sheet answered 429 then, and the
+ * job waits in pending with ingest "sheet"): inserts them as rf_jobs_create
+ * would, clears ingest, writes event job.rows_read {rows, read_ms} and lets
+ * the job move on, all in one transaction. RF_ECONFLICT when the job ended
+ * meanwhile or was not waiting for rows (nothing changes). */
+rf_err rf_jobs_ingest(rf_store *st, const rf_coord_config *cfg, const char *job_id, rf_vlevel level,
+                      const rf_rows *rows, int64_t read_ms, int64_t now_ms);
+
+/* Fails such a job with the reason its rows could not be read. ingest stays
+ * set, so that a retry reads the sheet again. RF_ECONFLICT as above. */
+rf_err rf_jobs_ingest_failed(rf_store *st, const char *job_id, const char *code,
+                             const char *message, int64_t now_ms);
+
 rf_err rf_jobs_tenant(rf_store *st, const char *job_id, char tenant[RF_NAME_MAX]);
 
 /* ---- dry run ---- */

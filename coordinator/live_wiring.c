@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "eta.h"
+#include "holdback.h"
 #include "jobs.h"
 #include "rf_log.h"
 #include "rf_util.h"
@@ -143,6 +144,14 @@ on_store_event(void *ctx, const char *job_id, const char *type, const char *data
     pthread_mutex_unlock(&lv->mu);
 }
 
+void
+rf_live_progress_changed(rf_live *lv, const char *job_id)
+{
+    if (lv != NULL) {
+        on_store_event(lv, job_id, "job.progress", "{}", rf_now_ms());
+    }
+}
+
 /* ---- message building (publisher and snapshot threads, no lock held) ---- */
 
 static void
@@ -268,7 +277,8 @@ progress_msg(rf_live *lv, const rf_job_view *v, bool sample, int64_t at_ms)
         pthread_mutex_unlock(&lv->mu);
     }
     p.eta_ms = eta;
-    p.rate_limited = false;
+    p.rate_limited =
+        rf_holdback_get(lv->cfg->holdback, v->job.id, rf_job_state_terminal(v->job.state)) != 0;
     return rf_ws_msg_progress(v->job.id, &p);
 }
 

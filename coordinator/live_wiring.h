@@ -55,6 +55,10 @@ rf_err rf_live_eta(rf_live *lv, const char *job_id, uint64_t frames_remaining, i
 
 /* The tenant's webhook secret ("whsec_..."), created and stored on first use
  * unless derived from webhook_secret_master. */
+/* Sends job_id's followers a fresh job.progress (its rate_limited flipped).
+ * lv may be NULL (no-op). Callable from any thread. */
+void rf_live_progress_changed(rf_live *lv, const char *job_id);
+
 rf_err rf_live_secret(rf_live *lv, const char *tenant, char *out, size_t len);
 
 #endif

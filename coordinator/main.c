@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "config.h"
 #include "dispatch.h"
+#include "holdback.h"
 #include "live_wiring.h"
 #include "reaper.h"
 #include "rf_log.h"
@@ -130,6 +131,17 @@ out:
     return code;
 }
 
+/* The live feed is started after the holdback set, so it is looked up at
+ * each change. */
+static void
+on_holdback_change(void *ctx, const char *job_id, bool rate_limited)
+{
+    const rf_coord_config *cfg = ctx;
+
+    (void)rate_limited;
+    rf_live_progress_changed(cfg->live, job_id);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -141,6 +153,7 @@ main(int argc, char **argv)
     rf_sheets_client *sheets = NULL;
     rf_sheets_wiring *sheets_wb = NULL;
     rf_live *live = NULL;
+    rf_holdback *holdback = NULL;
     sigset_t sigs;
     bool help = false;
     char err[512] = "";
@@ -199,6 +212,11 @@ main(int argc, char **argv)
         rf_error("cannot open the database %s: %s", cfg.db_path, rf_strerror(rv));
         goto out;
     }
+    rv = rf_holdback_new(on_holdback_change, &cfg, &holdback);
+    if (rv != RF_OK) {
+        goto out;
+    }
+    cfg.holdback = holdback;
     /* The live feed and webhooks hook into the store before anything can
      * write an event (live_wiring.h). */
     rv = rf_live_start(st, &cfg, &live);
@@ -264,6 +282,7 @@ out:
     rf_dispatch_stop(&dispatch);
     rf_reaper_stop(&reaper);
     rf_live_stop(&live); /* after mg_stop (rf_api_stop): the feed's connections are closed */
+    rf_holdback_free(&holdback);
     rf_store_close(&st);
     rf_sheets_client_free(&sheets);
     curl_global_cleanup();

@@ -9,9 +9,12 @@
 
 #include <jansson.h>
 
+#include "holdback.h"
 #include "jobs.h"
 #include "rf_log.h"
 #include "rf_util.h"
+#include "sources.h"
+#include "validate.h"
 #include "writeback.h"
 
 #define WB_PAGE 500
@@ -61,42 +64,40 @@ rf_sheets_api_status(const char *code)
     return status;
 }
 
-/* ---- the write-back worker ---- */
+/* ---- the workers ---- */
 
-typedef struct watch {
-    char job_id[RF_ID_MAX];
-    int64_t written_at; /* the job's updated_at when it was last written, 0 = never */
-    bool rate_limited;  /* a write waits on the quota now */
-} watch;
-
+/* Two threads, so that a write waiting on Google's quota never holds back a
+ * job's rows (nor the reverse): the reader reads the sheets of jobs created
+ * while Google answered 429, the writer writes finished jobs' results. What
+ * is left to do is in the database (jobs.ingest, jobs.written_back_at), so
+ * a restart picks up where the last process stopped. */
 struct rf_sheets_wiring {
     rf_store *st;
     const rf_coord_config *cfg;
     rf_sheets_client *client;
-    pthread_t thread;
-    bool started;
+    pthread_t reader, writer;
+    bool reader_started, writer_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
-    watch *w;
-    size_t n, cap;
 };
 
 typedef struct wait_ctx {
     rf_sheets_wiring *wb;
     const char *job_id;
+    rf_hold_reason reason;
+    int64_t checked_at; /* reader: when the job's state was last looked at */
 } wait_ctx;
 
-static void
-set_rate_limited(rf_sheets_wiring *wb, const char *job_id, bool on)
+static bool
+stopping(rf_sheets_wiring *wb)
 {
+    bool stop;
+
     pthread_mutex_lock(&wb->mu);
-    for (size_t i = 0; i < wb->n; i++) {
-        if (strcmp(wb->w[i].job_id, job_id) == 0) {
-            wb->w[i].rate_limited = on;
-        }
-    }
+    stop = wb->stop;
     pthread_mutex_unlock(&wb->mu);
+    return stop;
 }
 
 static bool
@@ -104,26 +105,54 @@ on_wait(void *ctx, const char *reason, int64_t wait_ms, int attempt)
 {
     wait_ctx *wc = ctx;
 
-    rf_info("sheets: write-back of job %s waits %lld ms (%s, retry %d)", wc->job_id,
+    rf_info("sheets: %s of job %s waits %lld ms (%s, retry %d)",
+            wc->reason == RF_HOLD_SHEETS_READ ? "reading the rows" : "write-back", wc->job_id,
             (long long)wait_ms, reason, attempt);
-    set_rate_limited(wc->wb, wc->job_id, true);
+    if (rf_holdback_set(wc->wb->cfg->holdback, wc->job_id, wc->reason, true) != RF_OK) {
+        rf_warn("sheets: job %s: out of memory marking it rate_limited", wc->job_id);
+    }
     return true;
+}
+
+/* A job canceled (or past its deadline) while its rows wait for Google's
+ * quota stops waiting; looked at about once a second. */
+static bool
+job_still_open(rf_sheets_wiring *wb, const char *job_id)
+{
+    rf_job_rec job;
+    bool open = true;
+
+    if (rf_store_begin(wb->st) != RF_OK) {
+        return true;
+    }
+    if (rf_store_job_get(wb->st, job_id, &job) == RF_OK) {
+        open = !rf_job_state_terminal(job.state);
+    }
+    rf_store_rollback(wb->st); /* read only */
+    rf_job_rec_clear(&job);
+    return open;
 }
 
 static bool
 keep_going(void *ctx)
 {
     wait_ctx *wc = ctx;
-    bool go;
+    int64_t now = rf_mono_ms();
 
-    pthread_mutex_lock(&wc->wb->mu);
-    go = !wc->wb->stop;
-    pthread_mutex_unlock(&wc->wb->mu);
-    return go;
+    if (stopping(wc->wb)) {
+        return false;
+    }
+    if (wc->reason == RF_HOLD_SHEETS_READ && now - wc->checked_at >= 1000) {
+        wc->checked_at = now;
+        return job_still_open(wc->wb, wc->job_id);
+    }
+    return true;
 }
 
+/* Writes the event and, when written_updated_at > 0, that the results of
+ * the job as of that updated_at are written, in one transaction. */
 static rf_err
-record(rf_store *st, const char *job_id, const char *type, json_t *data)
+record(rf_store *st, const char *job_id, const char *type, json_t *data, int64_t written_updated_at)
 {
     char *text = json_dumps(data, JSON_COMPACT);
     rf_err rv;
@@ -135,6 +164,9 @@ record(rf_store *st, const char *job_id, const char *type, json_t *data)
     rv = rf_store_begin(st);
     if (rv == RF_OK) {
         rv = rf_store_event_add(st, job_id, type, text, rf_now_ms());
+        if (rv == RF_OK && written_updated_at > 0) {
+            rv = rf_store_job_set_written_back(st, job_id, written_updated_at);
+        }
         if (rv == RF_OK) {
             rv = rf_store_commit(st);
         } else {
@@ -229,7 +261,21 @@ outcomes_load(rf_store *st, const char *job_id, outcome_set *o)
     return rv;
 }
 
-static void
+/* Google's quota or an outage: worth trying again later. */
+static bool
+worth_waiting(const char *code)
+{
+    return strcmp(code, "rate_limited") == 0 || strcmp(code, "service_unavailable") == 0;
+}
+
+typedef enum wb_outcome {
+    WB_DONE,    /* written, or failed for good: recorded */
+    WB_LATER,   /* Google's quota or an outage: the job stays due */
+    WB_STOPPED, /* stopping: the job stays due for the next process */
+} wb_outcome;
+
+/* Writes the job's outcomes into its sheet and records how it went. */
+static wb_outcome
 write_back(rf_sheets_wiring *wb, const rf_job_rec *job)
 {
     json_t *req = json_loads(job->request_json != NULL ? job->request_json : "", 0, NULL);
@@ -237,7 +283,7 @@ write_back(rf_sheets_wiring *wb, const rf_job_rec *job)
     const json_t *cols_obj = json_object_get(json_object_get(req, "writeback"), "columns");
     const char *sheet_id = json_string_value(json_object_get(src, "sheet_id"));
     const char *range = json_string_value(json_object_get(src, "range"));
-    wait_ctx wc = {wb, job->id};
+    wait_ctx wc = {wb, job->id, RF_HOLD_SHEETS_WRITE, 0};
     rf_sheets_hooks hooks = {on_wait, keep_going, &wc};
     rf_wb_columns cols;
     rf_wb_stats stats = {0};
@@ -261,101 +307,237 @@ write_back(rf_sheets_wiring *wb, const rf_job_rec *job)
         goto fail;
     }
     rv = rf_sheets_writeback(wb->client, sheet_id, range, &cols, o.rows, o.n, &hooks, &stats, &e);
-    set_rate_limited(wb, job->id, false);
     if (rv != RF_OK) {
+        bool stop = stopping(wb);
+        if (stop || (worth_waiting(e.code) &&
+                     (rf_now_ms() - job->updated_at) / 1000 < wb->cfg->sheets_patience_s)) {
+            rf_info("sheets: job %s: write-back %s (%s)", job->id,
+                    stop ? "left for the next start" : "tried again later", e.code);
+            outcomes_clear(&o);
+            json_decref(req);
+            return stop ? WB_STOPPED : WB_LATER; /* still rate_limited meanwhile */
+        }
         goto fail;
     }
+    rf_holdback_set(wb->cfg->holdback, job->id, RF_HOLD_SHEETS_WRITE, false);
     rf_info("sheets: job %s: %zu row outcomes written back (%zu calls, %zu cells)", job->id, o.n,
             stats.calls, stats.updated_cells);
     record(wb->st, job->id, "sheets.writeback",
            json_pack("{s:I, s:I, s:I, s:I}", "rows", (json_int_t)o.n, "calls",
                      (json_int_t)stats.calls, "ranges", (json_int_t)stats.ranges, "updated_cells",
-                     (json_int_t)stats.updated_cells));
+                     (json_int_t)stats.updated_cells),
+           job->updated_at);
     outcomes_clear(&o);
     json_decref(req);
-    return;
+    return WB_DONE;
 fail:
-    set_rate_limited(wb, job->id, false);
+    rf_holdback_set(wb->cfg->holdback, job->id, RF_HOLD_SHEETS_WRITE, false);
     rf_warn("sheets: job %s: write-back failed: %s: %s", job->id, e.code, e.message);
     record(wb->st, job->id, "sheets.writeback_failed",
            json_pack("{s:s, s:s, s:I, s:I}", "error_code", e.code, "message", e.message, "calls",
-                     (json_int_t)stats.calls, "updated_cells", (json_int_t)stats.updated_cells));
+                     (json_int_t)stats.calls, "updated_cells", (json_int_t)stats.updated_cells),
+           job->updated_at);
     outcomes_clear(&o);
     json_decref(req);
+    return WB_DONE;
 }
 
-/* One pass: writes every watched job that ended since its last write. */
+/* One pass of the writer: every job with write-back that ended since its
+ * results were last written. */
 static void
-scan(rf_sheets_wiring *wb)
+scan_writes(rf_sheets_wiring *wb)
 {
-    size_t i = 0;
+    char ids[16][RF_ID_MAX];
+    size_t n = 0;
 
-    for (;;) {
-        char job_id[RF_ID_MAX];
-        int64_t written_at;
+    if (rf_store_begin(wb->st) != RF_OK) {
+        return;
+    }
+    if (rf_store_jobs_writeback_due(wb->st, sizeof(ids) / sizeof(ids[0]), ids, &n) != RF_OK) {
+        n = 0;
+    }
+    rf_store_rollback(wb->st); /* read only */
+    for (size_t i = 0; i < n && !stopping(wb); i++) {
         rf_job_rec job;
-        bool due;
-        rf_err rv;
+        bool ok;
 
-        pthread_mutex_lock(&wb->mu);
-        if (wb->stop || i >= wb->n) {
-            pthread_mutex_unlock(&wb->mu);
+        if (rf_store_begin(wb->st) != RF_OK) {
             return;
         }
-        copy_str(job_id, wb->w[i].job_id, sizeof(job_id));
-        written_at = wb->w[i].written_at;
-        pthread_mutex_unlock(&wb->mu);
-        i++;
-
-        memset(&job, 0, sizeof(job));
-        rv = rf_store_begin(wb->st);
-        if (rv != RF_OK) {
-            continue;
-        }
-        rv = rf_store_job_get(wb->st, job_id, &job);
+        ok = rf_store_job_get(wb->st, ids[i], &job) == RF_OK;
         rf_store_rollback(wb->st); /* read only */
-        due = rv == RF_OK && rf_job_state_terminal(job.state) && job.updated_at != written_at;
-        if (due) {
-            write_back(wb, &job);
-            pthread_mutex_lock(&wb->mu);
-            for (size_t k = 0; k < wb->n; k++) {
-                if (strcmp(wb->w[k].job_id, job_id) == 0) {
-                    wb->w[k].written_at = job.updated_at;
-                }
-            }
-            pthread_mutex_unlock(&wb->mu);
+        if (ok && write_back(wb, &job) == WB_STOPPED) {
+            rf_job_rec_clear(&job);
+            return;
         }
         rf_job_rec_clear(&job);
     }
 }
 
+/* ---- the reader ---- */
+
+/* The source and validation level from the job's stored request. */
+static rf_err
+stored_source(const rf_coord_config *cfg, const rf_job_rec *job, rf_source *src, rf_vlevel *level,
+              rf_verr *verr)
+{
+    json_t *req = json_loads(job->request_json != NULL ? job->request_json : "", 0, NULL);
+    const char *lv = json_string_value(json_object_get(req, "validation_level"));
+    rf_err rv;
+
+    *level = RF_VLEVEL_MODERATE;
+    if (lv != NULL && !rf_vlevel_parse(lv, level)) {
+        *level = RF_VLEVEL_MODERATE;
+    }
+    rv = rf_source_parse(json_object_get(req, "input_source"), cfg, src, verr);
+    json_decref(req);
+    return rv;
+}
+
+/* Reads the rows of one job created before its sheet could be read. */
+static void
+ingest(rf_sheets_wiring *wb, const rf_job_rec *job)
+{
+    wait_ctx wc = {wb, job->id, RF_HOLD_SHEETS_READ, rf_mono_ms()};
+    rf_sheets_hooks hooks = {on_wait, keep_going, &wc};
+    int64_t waited_s = (rf_now_ms() - job->created_at) / 1000;
+    rf_source src;
+    rf_rows rows = {0};
+    rf_vlevel level;
+    rf_verr verr;
+    const char *code, *message;
+    rf_err rv;
+
+    memset(&src, 0, sizeof(src));
+    memset(&verr, 0, sizeof(verr));
+    rv = stored_source(wb->cfg, job, &src, &level, &verr);
+    if (rv == RF_OK) {
+        src.hooks = &hooks;
+        rv = rf_source_read(&src, wb->cfg, &rows, &verr);
+    }
+    if (rv == RF_OK) {
+        rv = rf_jobs_ingest(wb->st, wb->cfg, job->id, level, &rows, src.sheet_read_ms, rf_now_ms());
+        if (rv != RF_OK && rv != RF_ECONFLICT) {
+            rf_warn("sheets: job %s: storing its rows failed: %s", job->id, rf_strerror(rv));
+        }
+        goto out;
+    }
+    code = src.sheet_err.code[0] != '\0' ? src.sheet_err.code : verr.reason;
+    message = src.sheet_err.code[0] != '\0' ? src.sheet_err.message : verr.message;
+    if (strcmp(code, "canceled") == 0) {
+        goto out; /* stopping, or the job ended: nothing to record */
+    }
+    /* Google's quota or an outage: the job keeps waiting, up to a limit. */
+    if (worth_waiting(code) && waited_s < wb->cfg->sheets_patience_s) {
+        rf_holdback_set(wb->cfg->holdback, job->id, RF_HOLD_SHEETS_READ,
+                        strcmp(code, "rate_limited") == 0);
+        rf_info("sheets: job %s: its sheet is still not readable (%s); trying again", job->id,
+                code);
+        rf_rows_free(&rows);
+        rf_source_clear(&src);
+        return;
+    }
+    rf_warn("sheets: job %s fails: its rows could not be read: %s: %s", job->id, code, message);
+    rv = rf_jobs_ingest_failed(wb->st, job->id, code[0] != '\0' ? code : "sheet_unreadable",
+                               message, rf_now_ms());
+    if (rv != RF_OK && rv != RF_ECONFLICT) {
+        rf_warn("sheets: job %s: recording the failure failed: %s", job->id, rf_strerror(rv));
+    }
+out:
+    rf_holdback_set(wb->cfg->holdback, job->id, RF_HOLD_SHEETS_READ, false);
+    rf_rows_free(&rows);
+    rf_source_clear(&src);
+}
+
+/* One pass of the reader: jobs whose rows are still to be read, oldest
+ * first. */
+static void
+scan_reads(rf_sheets_wiring *wb)
+{
+    char ids[8][RF_ID_MAX];
+    size_t n = 0;
+
+    if (rf_store_begin(wb->st) != RF_OK) {
+        return;
+    }
+    if (rf_store_jobs_ingest_due(wb->st, sizeof(ids) / sizeof(ids[0]), ids, &n) != RF_OK) {
+        n = 0;
+    }
+    rf_store_rollback(wb->st); /* read only */
+    for (size_t i = 0; i < n && !stopping(wb); i++) {
+        rf_job_rec job;
+        bool ok;
+
+        if (rf_store_begin(wb->st) != RF_OK) {
+            return;
+        }
+        ok = rf_store_job_get(wb->st, ids[i], &job) == RF_OK;
+        rf_store_rollback(wb->st); /* read only */
+        if (ok) {
+            ingest(wb, &job);
+        }
+        rf_job_rec_clear(&job);
+    }
+}
+
+/* ---- threads ---- */
+
+typedef struct worker_arg {
+    rf_sheets_wiring *wb;
+    void (*scan)(rf_sheets_wiring *wb);
+} worker_arg;
+
+static void
+wait_poll(rf_sheets_wiring *wb)
+{
+    struct timespec ts;
+    int64_t poll = wb->cfg->sheets_writeback_poll_ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += poll / 1000;
+    ts.tv_nsec += (poll % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&wb->cv, &wb->mu, &ts);
+}
+
 static void *
 worker(void *arg)
 {
-    rf_sheets_wiring *wb = arg;
+    worker_arg wa = *(worker_arg *)arg;
+    rf_sheets_wiring *wb = wa.wb;
 
+    free(arg);
     pthread_mutex_lock(&wb->mu);
     while (!wb->stop) {
-        struct timespec ts;
-        int64_t poll = wb->cfg->sheets_writeback_poll_ms;
-
         pthread_mutex_unlock(&wb->mu);
-        scan(wb);
+        wa.scan(wb);
         pthread_mutex_lock(&wb->mu);
-        if (wb->stop) {
-            break;
+        if (!wb->stop) {
+            wait_poll(wb);
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += poll / 1000;
-        ts.tv_nsec += (poll % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&wb->cv, &wb->mu, &ts);
     }
     pthread_mutex_unlock(&wb->mu);
     return NULL;
+}
+
+static bool
+start_worker(rf_sheets_wiring *wb, pthread_t *t, void (*scan)(rf_sheets_wiring *wb))
+{
+    worker_arg *wa = malloc(sizeof(*wa));
+
+    if (wa == NULL) {
+        return false;
+    }
+    wa->wb = wb;
+    wa->scan = scan;
+    if (pthread_create(t, NULL, worker, wa) != 0) {
+        free(wa);
+        return false;
+    }
+    return true;
 }
 
 rf_err
@@ -373,13 +555,12 @@ rf_sheets_wiring_start(rf_store *st, const rf_coord_config *cfg, rf_sheets_clien
     wb->client = c;
     pthread_mutex_init(&wb->mu, NULL);
     pthread_cond_init(&wb->cv, NULL);
-    if (pthread_create(&wb->thread, NULL, worker, wb) != 0) {
-        pthread_cond_destroy(&wb->cv);
-        pthread_mutex_destroy(&wb->mu);
-        free(wb);
+    wb->reader_started = start_worker(wb, &wb->reader, scan_reads);
+    wb->writer_started = wb->reader_started && start_worker(wb, &wb->writer, scan_writes);
+    if (!wb->writer_started) {
+        rf_sheets_wiring_stop(&wb);
         return RF_EIO;
     }
-    wb->started = true;
     *out = wb;
     return RF_OK;
 }
@@ -397,57 +578,25 @@ rf_sheets_wiring_stop(rf_sheets_wiring **w)
     wb->stop = true;
     pthread_cond_broadcast(&wb->cv);
     pthread_mutex_unlock(&wb->mu);
-    if (wb->started) {
-        pthread_join(wb->thread, NULL);
+    if (wb->reader_started) {
+        pthread_join(wb->reader, NULL);
+    }
+    if (wb->writer_started) {
+        pthread_join(wb->writer, NULL);
     }
     pthread_cond_destroy(&wb->cv);
     pthread_mutex_destroy(&wb->mu);
-    free(wb->w);
     free(wb);
     *w = NULL;
 }
 
-rf_err
-rf_sheets_wiring_watch(rf_sheets_wiring *wb, const char *job_id)
+void
+rf_sheets_wiring_kick(rf_sheets_wiring *wb)
 {
-    rf_err rv = RF_OK;
-
     if (wb == NULL) {
-        return RF_OK;
+        return;
     }
     pthread_mutex_lock(&wb->mu);
-    if (wb->n == wb->cap) {
-        size_t cap = wb->cap > 0 ? wb->cap * 2 : 16;
-        watch *grown = realloc(wb->w, cap * sizeof(*grown));
-        if (grown == NULL) {
-            rv = RF_ENOMEM;
-            goto out;
-        }
-        wb->w = grown;
-        wb->cap = cap;
-    }
-    memset(&wb->w[wb->n], 0, sizeof(wb->w[wb->n]));
-    copy_str(wb->w[wb->n].job_id, job_id, sizeof(wb->w[wb->n].job_id));
-    wb->n++;
-out:
+    pthread_cond_broadcast(&wb->cv);
     pthread_mutex_unlock(&wb->mu);
-    return rv;
-}
-
-bool
-rf_sheets_wiring_rate_limited(rf_sheets_wiring *wb, const char *job_id)
-{
-    bool on = false;
-
-    if (wb == NULL || job_id == NULL) {
-        return false;
-    }
-    pthread_mutex_lock(&wb->mu);
-    for (size_t i = 0; i < wb->n; i++) {
-        if (strcmp(wb->w[i].job_id, job_id) == 0) {
-            on = wb->w[i].rate_limited;
-        }
-    }
-    pthread_mutex_unlock(&wb->mu);
-    return on;
 }

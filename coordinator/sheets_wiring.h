@@ -2,16 +2,26 @@
  * configuration from the coordinator's keys, the API status of a Sheets
  * error, and the write-back worker.
  *
- * Write-back worker: one background thread (never an HTTP thread). The API
- * registers each job created with a "writeback" request field; about every
- * sheets_writeback_poll_ms the worker looks at those jobs, and when one is in
- * a terminal state it has not written yet (a retried job that ends again is
+ * Two background threads (never an HTTP thread), polling the database about
+ * every sheets_writeback_poll_ms and woken at once by rf_sheets_wiring_kick:
+ *
+ * Reader: a job created while Google answered 429 (sources.h, may_defer)
+ * waits in pending with ingest "sheet". The reader reads its rows, with the
+ * job rate_limited while it waits on Google's quota, and hands them to
+ * rf_jobs_ingest. Google's quota or an outage keeps the job waiting up to
+ * sheets_patience_s after its creation; any other error (sheet gone,
+ * access revoked, too many rows) fails the job with that error_code. A job
+ * canceled meanwhile stops the wait.
+ *
+ * Writer: when a job created with a "writeback" request field is in a
+ * terminal state it has not written yet (a retried job that ends again is
  * written again) it writes every row's state, video URL and error into the
  * sheet with rf_sheets_writeback, then records event "sheets.writeback"
  * {rows, calls, updated_cells} or "sheets.writeback_failed" {error_code,
- * message}. While a write waits on Google's quota or a 429 the job reads
- * rate_limited = true. The watch list lives in memory: a job registered
- * before a restart is not written back after it (docs/SHEETS.md).
+ * message}, in the same transaction as jobs.written_back_at. While a write
+ * waits on Google's quota or a 429 the job reads rate_limited = true.
+ *
+ * What is left to do lives in the database: a restart resumes both.
  *
  * Threads: every function may be called from any thread. */
 #ifndef RF_SHEETS_WIRING_H
@@ -44,11 +54,8 @@ rf_err rf_sheets_wiring_start(rf_store *st, const rf_coord_config *cfg, rf_sheet
  * frees. NULL-safe; sets *w = NULL. */
 void rf_sheets_wiring_stop(rf_sheets_wiring **w);
 
-/* Registers a job whose results go back to its sheet. w may be NULL (no-op).
- * RF_ENOMEM. */
-rf_err rf_sheets_wiring_watch(rf_sheets_wiring *w, const char *job_id);
-
-/* Whether a write-back of job_id is waiting on Google's quota now. */
-bool rf_sheets_wiring_rate_limited(rf_sheets_wiring *w, const char *job_id);
+/* Wakes both threads now (a job was created with rows to read). w may be
+ * NULL (no-op). */
+void rf_sheets_wiring_kick(rf_sheets_wiring *w);
 
 #endif

@@ -199,10 +199,18 @@ sheet_parse(const json_t *obj, const rf_coord_config *cfg, rf_source *src, rf_ve
 static bool
 sheet_on_wait(void *ctx, const char *reason, int64_t wait_ms, int attempt)
 {
-    const rf_source *src = ctx;
+    rf_source *src = ctx;
 
-    /* The job does not exist yet while its rows are read: the create request
-     * itself takes longer (docs/SHEETS.md). */
+    /* The job does not exist yet while its rows are read. A wait for quota
+     * is better spent with the job created and showing rate_limited than
+     * with the create request hanging (docs/SHEETS.md). */
+    if (src->may_defer && (strcmp(reason, "rate_limited") == 0 ||
+                           (strcmp(reason, "quota") == 0 && wait_ms > RF_SOURCE_DEFER_WAIT_MS))) {
+        rf_info("sheets: reading %s must wait %lld ms (%s): the rows are read in the background",
+                src->sheet_id, (long long)wait_ms, reason);
+        src->deferred = true;
+        return false;
+    }
     rf_info("sheets: reading %s waits %lld ms (%s, retry %d)", src->sheet_id, (long long)wait_ms,
             reason, attempt);
     return true;
@@ -216,18 +224,25 @@ sheet_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *er
     rf_err rv;
 
     memset(&src->sheet_err, 0, sizeof(src->sheet_err));
+    src->deferred = false;
     if (cfg->sheets == NULL) {
         rf_gerror_set(&src->sheet_err, "sheets_unavailable", 0, "",
                       "this coordinator has no Google Sheets client configured");
         rf_verr_set(err, "input_source", "sheets_unavailable", "%s", src->sheet_err.message);
         return RF_EINVAL;
     }
-    rv = rf_sheets_read_rows(
-        cfg->sheets, src->sheet_id, src->sheet_range[0] != '\0' ? src->sheet_range : NULL,
-        src->sheet_gid[0] != '\0' ? src->sheet_gid : NULL, &hooks, out, NULL, &src->sheet_err);
+    rv = rf_sheets_read_rows(cfg->sheets, src->sheet_id,
+                             src->sheet_range[0] != '\0' ? src->sheet_range : NULL,
+                             src->sheet_gid[0] != '\0' ? src->sheet_gid : NULL,
+                             src->hooks != NULL ? src->hooks : &hooks, out, NULL, &src->sheet_err);
     src->sheet_read_ms = rf_now_ms() - t0;
     if (rv == RF_ENOMEM) {
         return rv;
+    }
+    if (src->deferred) {
+        rf_rows_free(out);
+        memset(&src->sheet_err, 0, sizeof(src->sheet_err));
+        return RF_OK;
     }
     if (rv != RF_OK) {
         rf_rows_free(out);

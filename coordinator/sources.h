@@ -17,6 +17,7 @@
 #define RF_SOURCES_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "config.h"
 #include "rf_err.h"
@@ -26,6 +27,8 @@
 #include "verr.h"
 
 typedef struct rf_source rf_source;
+
+#define RF_SOURCE_DEFER_WAIT_MS 2000
 
 typedef struct rf_source_reader {
     const char *type;
@@ -44,6 +47,9 @@ struct rf_source {
     char sheet_gid[RF_SHEETS_GID_MAX]; /* sheet: tab id for the CSV export, or "" */
     rf_gerror sheet_err;               /* sheet: why reading failed (code "" otherwise) */
     int64_t sheet_read_ms;             /* sheet: how long the read took */
+    const rf_sheets_hooks *hooks;      /* sheet: waits announced here instead (caller's) */
+    bool may_defer;                    /* sheet: set by the caller, see below */
+    bool deferred;                     /* sheet: not read yet, see below */
 };
 
 /* Validates an input_source object into *out (zeroed first). */
@@ -51,7 +57,11 @@ rf_err rf_source_parse(const json_t *obj, const rf_coord_config *cfg, rf_source 
 
 /* Produces the rows (*out zeroed first, owned by the caller). Refuses a source
  * with no data rows or more than cfg->max_rows_per_job. For "rows" the parsed
- * rows move into *out. */
+ * rows move into *out.
+ * A sheet read with src->may_defer set stops at Google's first 429 (or a wait
+ * of ours for the per-minute quota over RF_SOURCE_DEFER_WAIT_MS) and returns
+ * RF_OK with no rows and src->deferred set: the caller creates the job and
+ * reads the rows in the background, where the job can show rate_limited. */
 rf_err rf_source_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *err);
 
 /* A JSON summary for job responses: {"type":"csv","path":...} or

@@ -175,6 +175,18 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL);"
     "ALTER TABLE units ADD COLUMN poster_path TEXT;"
     "ALTER TABLE units ADD COLUMN captions_path TEXT;",
+    /* 4: rows read in the background (a sheet that answered 429 while the
+     * job was created), and write-back bookkeeping that survives a restart.
+     * Jobs finished before this version count as written back. */
+    "ALTER TABLE jobs ADD COLUMN ingest TEXT;"
+    "ALTER TABLE jobs ADD COLUMN writeback INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN written_back_at INTEGER;"
+    "UPDATE jobs SET writeback = 1 WHERE json_valid(request_json)"
+    " AND json_type(request_json, '$.writeback') = 'object';"
+    "UPDATE jobs SET written_back_at = updated_at"
+    " WHERE writeback = 1 AND state IN ('completed', 'failed', 'canceled');"
+    "CREATE INDEX jobs_ingest ON jobs(created_at) WHERE ingest IS NOT NULL;"
+    "CREATE INDEX jobs_writeback ON jobs(updated_at) WHERE writeback = 1;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -499,7 +511,7 @@ rf_store_notify(rf_store *st, const char *job_id, const char *type, const char *
     "id, tenant, title, priority, state, request_json, input_json, overrides_json, format,"        \
     " video_codec, audio_codec, resolution, output_bucket, template_id, processing_deadline_ms,"   \
     " callback_url, created_at, updated_at, started_at, finished_at, error_code, error_message,"   \
-    " created_by, deadline_at, permille, template_json"
+    " created_by, deadline_at, permille, template_json, ingest, writeback, written_back_at"
 
 rf_err
 rf_store_job_insert(rf_store *st, const rf_job_rec *j)
@@ -508,7 +520,7 @@ rf_store_job_insert(rf_store *st, const rf_job_rec *j)
     rf_err rv = prep(st,
                      "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
                      " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
-                     " ?25, ?26)",
+                     " ?25, ?26, ?27, ?28, ?29)",
                      &s);
 
     if (rv != RF_OK) {
@@ -540,6 +552,9 @@ rf_store_job_insert(rf_store *st, const rf_job_rec *j)
     bind_int_opt(s, 24, j->deadline_at);
     sqlite3_bind_int(s, 25, j->permille);
     bind_text_opt(s, 26, j->template_json);
+    bind_text_opt(s, 27, j->ingest);
+    sqlite3_bind_int(s, 28, j->writeback ? 1 : 0);
+    bind_int_opt(s, 29, j->written_back_at);
     return step_done(st, s, "insert job");
 }
 
@@ -573,6 +588,9 @@ read_job(sqlite3_stmt *s, rf_job_rec *j)
     j->deadline_at = sqlite3_column_int64(s, 23);
     j->permille = sqlite3_column_int(s, 24);
     j->template_json = col_dup(s, 25);
+    col_text(s, 26, j->ingest, sizeof(j->ingest));
+    j->writeback = sqlite3_column_int(s, 27) != 0;
+    j->written_back_at = sqlite3_column_int64(s, 28);
     if (j->request_json == NULL || j->input_json == NULL || j->overrides_json == NULL ||
         j->template_json == NULL) {
         rf_job_rec_clear(j);
@@ -764,33 +782,90 @@ rf_store_jobs_count(rf_store *st, const char *tenant, const char *state, uint64_
     return rv;
 }
 
-rf_err
-rf_store_jobs_past_deadline(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
-                            size_t *n)
+/* Up to max job ids from a query whose ?1 is arg and ?2 the limit. */
+static rf_err
+select_job_ids(rf_store *st, const char *sql, int64_t arg, size_t max, char (*ids)[RF_ID_MAX],
+               size_t *n, const char *what)
 {
     sqlite3_stmt *s = NULL;
-    rf_err rv = prep(st,
-                     "SELECT id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ?1"
-                     " AND state IN ('pending', 'running', 'pausing', 'paused', 'completing')"
-                     " ORDER BY deadline_at, id LIMIT ?2",
-                     &s);
-    int rc;
+    rf_err rv = prep(st, sql, &s);
+    int rc = SQLITE_DONE;
 
     *n = 0;
     if (rv != RF_OK) {
         return rv;
     }
-    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 1, arg); /* SQLITE_RANGE, harmless, where ?1 is unused */
     sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+    while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         col_text(s, 0, ids[*n], RF_ID_MAX);
         (*n)++;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rv = db_fail(st, "select jobs past their deadline");
+    if (*n < max && rc != SQLITE_DONE) {
+        rv = db_fail(st, what);
     }
     sqlite3_finalize(s);
     return rv;
+}
+
+rf_err
+rf_store_jobs_past_deadline(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
+                            size_t *n)
+{
+    return select_job_ids(st,
+                          "SELECT id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ?1"
+                          " AND state IN ('pending', 'running', 'pausing', 'paused', 'completing')"
+                          " ORDER BY deadline_at, id LIMIT ?2",
+                          now_ms, max, ids, n, "select jobs past their deadline");
+}
+
+rf_err
+rf_store_jobs_ingest_due(rf_store *st, size_t max, char (*ids)[RF_ID_MAX], size_t *n)
+{
+    return select_job_ids(st,
+                          "SELECT id FROM jobs WHERE ingest IS NOT NULL"
+                          " AND state NOT IN ('completed', 'failed', 'canceled')"
+                          " ORDER BY created_at, id LIMIT ?2",
+                          0, max, ids, n, "select jobs whose rows are still to be read");
+}
+
+rf_err
+rf_store_jobs_writeback_due(rf_store *st, size_t max, char (*ids)[RF_ID_MAX], size_t *n)
+{
+    return select_job_ids(st,
+                          "SELECT id FROM jobs WHERE writeback = 1"
+                          " AND state IN ('completed', 'failed', 'canceled')"
+                          " AND (written_back_at IS NULL OR written_back_at != updated_at)"
+                          " ORDER BY updated_at, id LIMIT ?2",
+                          0, max, ids, n, "select jobs to write back");
+}
+
+rf_err
+rf_store_job_set_ingest(rf_store *st, const char *id, const char *ingest)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "UPDATE jobs SET ingest = ?2 WHERE id = ?1", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    bind_text_opt(s, 2, ingest);
+    return step_done(st, s, "set job ingest");
+}
+
+rf_err
+rf_store_job_set_written_back(rf_store *st, const char *id, int64_t updated_at)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st, "UPDATE jobs SET written_back_at = ?2 WHERE id = ?1", &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, updated_at);
+    return step_done(st, s, "set job written back");
 }
 
 /* ---- items ---- */

@@ -56,6 +56,9 @@ typedef struct rf_job_rec {
     int64_t deadline_at;          /* ms; 0: no deadline (created_at or retry + deadline) */
     int permille;                 /* percent_complete x 10 (0..1000): the list's sort key */
     char *template_json;          /* resolved custom template ("" for built-ins) */
+    char ingest[RF_NAME_MAX];     /* "sheet": rows still to be read in the background; "" */
+    bool writeback;               /* results go back into the job's sheet */
+    int64_t written_back_at;      /* updated_at when results were last written back; 0 */
 } rf_job_rec;
 
 typedef struct rf_item_rec {
@@ -179,6 +182,13 @@ typedef struct rf_job_query {
 rf_err rf_store_jobs_list(rf_store *st, const rf_job_query *q, rf_job_rec **out, size_t *n);
 rf_err rf_store_jobs_count(rf_store *st, const char *tenant, const char *state, uint64_t *out);
 
+/* Jobs, not ended, whose rows are still to be read (oldest first). */
+rf_err rf_store_jobs_ingest_due(rf_store *st, size_t max, char (*ids)[RF_ID_MAX], size_t *n);
+/* Jobs with write-back that ended since their results were last written. */
+rf_err rf_store_jobs_writeback_due(rf_store *st, size_t max, char (*ids)[RF_ID_MAX], size_t *n);
+/* ingest NULL or "" clears it. */
+rf_err rf_store_job_set_ingest(rf_store *st, const char *id, const char *ingest);
+rf_err rf_store_job_set_written_back(rf_store *st, const char *id, int64_t updated_at);
 /* Ids of unfinished jobs (pending, running, pausing, paused, completing)
  * whose deadline_at is at or before now_ms, at most max. */
 rf_err rf_store_jobs_past_deadline(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "request.h"
 #include "rf_util.h"
+#include "sources.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -554,6 +556,99 @@ test_all_rows_invalid_job_fails_at_once(void **state)
     rf_job_view_clear(&v);
 }
 
+/* A job created before its rows could be read (its sheet answered 429):
+ * REQ_3ROWS's rows arrive later through rf_jobs_ingest. */
+static void
+create_deferred(tu_env *env, int64_t now, char id[RF_ID_MAX], rf_rows *rows)
+{
+    rf_job_spec spec;
+    rf_rows none = {0};
+    rf_verr verr;
+
+    memset(&verr, 0, sizeof(verr));
+    assert_int_equal(rf_job_request_parse(REQ_3ROWS, strlen(REQ_3ROWS), &env->cfg, &spec, &verr),
+                     RF_OK);
+    assert_int_equal(rf_source_read(&spec.source, &env->cfg, rows, &verr), RF_OK);
+    spec.source.deferred = true;
+    assert_int_equal(rf_jobs_create(env->st, &env->cfg, &spec, &none, now, id), RF_OK);
+    rf_job_spec_clear(&spec);
+}
+
+static void
+test_rows_read_later(void **state)
+{
+    tu_env *env = *state;
+    char id[RF_ID_MAX], id2[RF_ID_MAX], id3[RF_ID_MAX];
+    rf_action_result res;
+    rf_rows rows = {0}, rows2 = {0}, rows3 = {0};
+    rf_job_view v;
+
+    /* No rows yet: the job waits in pending instead of ending empty. */
+    create_deferred(env, T0, id, &rows);
+    get_job(env, id, T0, &v);
+    assert_string_equal(v.job.state, "pending");
+    assert_string_equal(v.job.ingest, "sheet");
+    assert_int_equal(v.items.total, 0);
+    rf_job_view_clear(&v);
+    assert_int_equal(rf_jobs_ingest(env->st, &env->cfg, id, RF_VLEVEL_MODERATE, &rows, 12, T0 + 5),
+                     RF_OK);
+    get_job(env, id, T0 + 5, &v);
+    assert_string_equal(v.job.state, "pending");
+    assert_string_equal(v.job.ingest, "");
+    assert_int_equal(v.items.total, 3);
+    assert_int_equal(v.items.failed, 1); /* no script: validated as at creation */
+    rf_job_view_clear(&v);
+    assert_int_equal(tu_count_events(env, id, "job.rows_read"), 1);
+    /* read twice: the second is refused and changes nothing */
+    assert_int_equal(rf_jobs_ingest(env->st, &env->cfg, id, RF_VLEVEL_MODERATE, &rows, 12, T0 + 6),
+                     RF_ECONFLICT);
+    get_job(env, id, T0 + 6, &v);
+    assert_int_equal(v.items.total, 3);
+    rf_job_view_clear(&v);
+
+    /* The sheet cannot be read: the job fails with the reason, and a retry
+     * reads it again. */
+    create_deferred(env, T0 + 10, id2, &rows2);
+    assert_int_equal(rf_jobs_ingest_failed(env->st, id2, "sheet_not_found",
+                                           "Google Sheets has no spreadsheet 'x'", T0 + 11),
+                     RF_OK);
+    get_job(env, id2, T0 + 11, &v);
+    assert_string_equal(v.job.state, "failed");
+    assert_string_equal(v.job.error_code, "sheet_not_found");
+    assert_string_equal(v.job.ingest, "sheet");
+    rf_job_view_clear(&v);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(
+        rf_jobs_action(env->st, &env->cfg, NULL, id2, RF_ACTION_RETRY, "tester", T0 + 12, &res),
+        RF_OK);
+    assert_string_equal(res.state, "pending");
+    assert_int_equal(
+        rf_jobs_ingest(env->st, &env->cfg, id2, RF_VLEVEL_MODERATE, &rows2, 3, T0 + 13), RF_OK);
+    get_job(env, id2, T0 + 13, &v);
+    assert_int_equal(v.items.total, 3);
+    rf_job_view_clear(&v);
+
+    /* Canceled while waiting: rows that arrive afterwards are dropped. */
+    create_deferred(env, T0 + 20, id3, &rows3);
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(
+        rf_jobs_action(env->st, &env->cfg, NULL, id3, RF_ACTION_CANCEL, "tester", T0 + 21, &res),
+        RF_OK);
+    assert_string_equal(res.state, "canceled");
+    assert_int_equal(
+        rf_jobs_ingest(env->st, &env->cfg, id3, RF_VLEVEL_MODERATE, &rows3, 3, T0 + 22),
+        RF_ECONFLICT);
+    assert_int_equal(rf_jobs_ingest_failed(env->st, id3, "sheet_not_found", "gone", T0 + 22),
+                     RF_ECONFLICT);
+    get_job(env, id3, T0 + 22, &v);
+    assert_string_equal(v.job.state, "canceled");
+    assert_int_equal(v.items.total, 0);
+    rf_job_view_clear(&v);
+    rf_rows_free(&rows);
+    rf_rows_free(&rows2);
+    rf_rows_free(&rows3);
+}
+
 static void
 test_empty_rows_skipped(void **state)
 {
@@ -799,6 +894,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_with_invalid_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rows_read_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_priority_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_matches_encoders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_order_within_job, setup, teardown),

@@ -89,16 +89,20 @@ class Cluster:
         self.db = os.path.join(self.dir, "rf.db")
         self.procs = {}
         self.logs = {}
-        self.start_coordinator(extra_coord_args)
+        self.extra = list(extra_coord_args)
+        self.start_coordinator()
 
     def _spawn(self, name, argv):
-        log = open(os.path.join(self.dir, f"{name}.log"), "wb")
+        log = open(os.path.join(self.dir, f"{name}.log"), "ab")
         self.logs[name] = log.name
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = p
         return p
 
-    def start_coordinator(self, extra=()):
+    def start_coordinator(self, extra=None):
+        """Starts (or restarts, after kill) the coordinator on the same ports
+        and database, with the cluster's arguments unless extra is given."""
+        extra = self.extra if extra is None else extra
         argv = [os.path.join(self.build, "coordinator", "coordinator"),
                 "--http-listen", f"127.0.0.1:{self.http_port}",
                 "--nng-listen", f"tcp://127.0.0.1:{self.nng_port}",

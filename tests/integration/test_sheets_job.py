@@ -2,13 +2,16 @@
 a job read from a sheet with an API key and rendered by an agent; strict
 versus permissive validation on the messy sheet; POST /sheets/connect in both
 envelopes, checked with the seeds' SheetManager.validateSheetData (ported
-from the JavaScript); a 429 from Google retried while a job is created;
+from the JavaScript); a 429 from Google while a job is created (the job
+exists at once, rate_limited, its rows read in the background: canceled,
+restarted, failing, retried);
 sheet errors as the API answers them; write-back of the row outcomes with a
 service account (and its refusal without one); a 1,000-row sheet ingested
 into a job (timed, not rendered)."""
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fake_google import RATE_LIMITED, FakeGoogle  # noqa: E402
 from harness import SKIP, Cluster, Failure, args, check  # noqa: E402
+from live_helpers import import_websocket  # noqa: E402
 from sheets_common import API_KEY, HEADER, SA_EMAIL, genkey  # noqa: E402
 from test_sheets_read import MESSY_ROWS  # noqa: E402
 
@@ -171,19 +175,116 @@ def test_errors(c, g):
     check(code == 422 and body["error_code"] == "writeback_not_allowed", f"{code} {body}")
 
 
-def test_rate_limit(c, g):
-    g.fail_queue[:] = [(429, RATE_LIMITED)] * 2
+def job_of(c, job_id):
+    code, job = c.get(f"/api/v1/bulk-jobs/{job_id}")
+    check(code == 200, f"get {job_id}: {code} {job}")
+    return job
+
+
+def wait_rows(c, job_id, timeout=30):
+    """Waits until the job's rows are read in the background."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = job_of(c, job_id)
+        if not job.get("rows_pending"):
+            return job
+        time.sleep(0.05)
+    raise Failure(f"the rows of {job_id} were not read in {timeout} s: {job}")
+
+
+def deferred(c, g, sheet, n_429):
+    """Creates a job from sheet while Google answers 429 n_429 times: it
+    exists at once, pending, rate_limited, its rows still to be read."""
+    g.fail_queue[:] = [(429, RATE_LIMITED)] * n_429
     t0 = time.monotonic()
-    job = create(c, job_body("rows20"))
-    check(job["items_total"] == 20, job)
-    check(not g.fail_queue, "both 429 answers were consumed")
-    print(f"     create with two 429 retries: {(time.monotonic() - t0) * 1000:.0f} ms",
-          flush=True)
+    job = create(c, job_body(sheet))
+    ms = (time.monotonic() - t0) * 1000
+    check(job["state"] == "pending" and job["rate_limited"] is True
+          and job["rate_limited_reasons"] == ["sheets_read"] and job["rows_pending"] is True
+          and job["items_total"] == 0, job)
+    return job, ms
+
+
+def follow(c, job_id):
+    websocket = import_websocket()
+    if websocket is None:
+        raise Failure("python3-websocket is missing (scripts/setup.sh installs it)")
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{c.http_port}/api/v1/ws/bulk-jobs?job_id={job_id}",
+        header=[f"Authorization: Bearer {c.token}"], timeout=30)
+
+
+def test_rate_limit(c, g):
+    # A 429 while the job is created: it is created at once and its rows
+    # are read in the background, the job rate_limited until then.
+    job, ms = deferred(c, g, "rows20", 20)
+    print(f"     create answered at Google's first 429: {ms:.0f} ms", flush=True)
+    code, p = c.get(f"/api/v1/bulk-jobs/{job['id']}/progress")
+    check(code == 200 and p["rate_limited"] is True, f"{code} {p}")
+    ws = follow(c, job["id"])
+    flags = []
+    try:
+        # the snapshot says rate_limited; the flip back is sent when it happens
+        deadline = time.time() + 30
+        while time.time() < deadline and False not in flags:
+            msg = json.loads(ws.recv())
+            if msg["type"] == "job.progress":
+                flags.append(msg["data"]["rate_limited"])
+    finally:
+        ws.close()
+    check(flags[:1] == [True] and flags[-1] is False, f"job.progress rate_limited: {flags}")
+    job = wait_rows(c, job["id"])
+    check(not g.fail_queue, "every 429 was consumed")
+    check(job["items_total"] == 20 and job["rate_limited"] is False
+          and "rate_limited_reasons" not in job and job["state"] in ("pending", "running"), job)
+    ev = job_events(c, job["id"], "job.rows_read")
+    check(len(ev) == 1 and ev[0]["rows"] == 20, ev)
     c.post(f"/api/v1/bulk-jobs/{job['id']}/cancel", {})
+    # A dry run answers with the read, however long Google makes it wait.
     g.fail_queue[:] = [(429, RATE_LIMITED)] * 10
-    code, body = c.post("/api/v1/bulk-jobs", job_body("rows20"))
+    code, body = c.post("/api/v1/bulk-jobs?dry_run=true", job_body("rows20"))
     check(code == 429 and body["error_code"] == "rate_limited", f"{code} {body}")
     g.fail_queue.clear()
+
+
+def test_rate_limit_cancel(c, g):
+    # Canceled while it waits for Google: no rows arrive afterwards.
+    job, _ = deferred(c, g, "rows20", 100000)
+    code, body = c.post(f"/api/v1/bulk-jobs/{job['id']}/cancel", {})
+    check(code == 200 and job_of(c, job["id"])["state"] == "canceled", f"{code} {body}")
+    g.fail_queue.clear()
+    time.sleep(1.0)
+    job = job_of(c, job["id"])
+    check(job["state"] == "canceled" and job["items_total"] == 0
+          and job["rate_limited"] is False, job)
+    check(not job_events(c, job["id"], "job.rows_read"), "rows read after the cancel")
+
+
+def test_rate_limit_restart(c, g):
+    # The coordinator stops while a job waits for its sheet: the next one
+    # reads the rows (the wait is in the database, not in memory).
+    job, _ = deferred(c, g, "rows20", 100000)
+    c.kill("coordinator", signal.SIGTERM)
+    g.fail_queue.clear()
+    c.start_coordinator()
+    job = wait_rows(c, job["id"])
+    check(job["items_total"] == 20 and job["rate_limited"] is False, job)
+    c.post(f"/api/v1/bulk-jobs/{job['id']}/cancel", {})
+
+
+def test_rate_limit_then_error(c, g):
+    # After the 429s Google says the sheet is gone: the job fails with that
+    # error; a retry once the sheet exists reads the rows.
+    job, _ = deferred(c, g, "latesheet", 1)
+    job = c.wait_job(job["id"], timeout=30)
+    check(job["state"] == "failed" and job["error_code"] == "sheet_not_found"
+          and job["rate_limited"] is False and job["rows_pending"] is True, job)
+    g.add_sheet("latesheet", [("Sheet1", JOB_ROWS)], link_public=True)
+    code, body = c.post(f"/api/v1/bulk-jobs/{job['id']}/retry", {})
+    check(code == 200, f"retry: {code} {body}")
+    job = wait_rows(c, job["id"])
+    check(job["items_total"] == 4 and job["state"] != "failed", job)
+    c.post(f"/api/v1/bulk-jobs/{job['id']}/cancel", {})
 
 
 def test_1000_rows(c, g):
@@ -238,6 +339,31 @@ def test_writeback(c, g):
     check(p["rate_limited"] is False, p)
 
 
+def test_writeback_restart(c, g):
+    # The coordinator stops while a write-back waits on Google's quota: the
+    # next one writes the results (what is left to write is in the database).
+    g.writes.clear()
+    job = create(c, job_body("wbsheet", writeback={"columns": {"state": "O"}}))
+    g.fail_queue[:] = [(429, RATE_LIMITED)] * 100000
+    deadline = time.time() + 60
+    seen = False
+    while time.time() < deadline and not seen:
+        code, p = c.get(f"/api/v1/bulk-jobs/{job['id']}/progress")
+        seen = code == 200 and p["state"] == "completed" and p["rate_limited"] is True
+        time.sleep(0.02)
+    check(seen, "the write-back never waited on the 429s")
+    c.kill("coordinator", signal.SIGTERM)
+    check(not g.writes, "nothing was written before the restart")
+    g.fail_queue.clear()
+    c.start_coordinator()
+    deadline = time.time() + 20
+    while time.time() < deadline and not g.writes:
+        time.sleep(0.05)
+    tab = g.sheets["wbsheet"].tabs[0]
+    check(g.writes and tab.cell(2, 15) == "completed", f"write after the restart: {tab.rows}")
+    check(len(job_events(c, job["id"], "sheets.writeback")) == 1, "one write-back recorded")
+
+
 def job_events(c, job_id, kind):
     import sqlite3
     db = sqlite3.connect(c.db, timeout=10)
@@ -282,8 +408,10 @@ def main():
                   "--sheets-max-retries", "3", "--sheets-writeback-poll-ms", "100"]
         plans = [(common + ["--sheets-api-key", API_KEY],
                   [test_job_from_sheet, test_levels, test_connect, test_errors,
-                   test_rate_limit, test_1000_rows]),
-                 (common + ["--sheets-credentials-file", key_file], [test_writeback])]
+                   test_rate_limit, test_rate_limit_cancel, test_rate_limit_restart,
+                   test_rate_limit_then_error, test_1000_rows]),
+                 (common + ["--sheets-credentials-file", key_file],
+                  [test_writeback, test_writeback_restart])]
         for extra, tests in plans:
             c = Cluster(a.build, extra)
             try:
