@@ -201,11 +201,9 @@ load_job(rf_req *r, const char *job_id, rf_job_view *v)
  * (holdback.h: its sheet's reads or writes waiting on Google's quota, or its
  * tenant running every unit it may); rate_limited_reasons names them. */
 static json_t *
-with_rate_limited(rf_req *r, const char *job_id, json_t *body)
+with_rate_limited(rf_req *r, const rf_job_rec *job, json_t *body)
 {
-    const char *state = json_string_value(json_object_get(body, "state"));
-    unsigned reasons = rf_holdback_get(r->api->cfg->holdback, job_id,
-                                       state == NULL || rf_job_state_terminal(state));
+    unsigned reasons = rf_jobs_held_back(r->api->st, r->api->cfg, job);
     json_t *names;
 
     if (body == NULL || reasons == 0) {
@@ -234,7 +232,7 @@ send_job(rf_req *r, const char *job_id, int status)
     }
     snprintf(location, sizeof(location), "Location: /api/%sbulk-jobs/%s\r\n",
              r->style == RF_STYLE_V1 ? "v1/" : "", v.job.id);
-    out = rf_api_reply_ok(r, status, with_rate_limited(r, v.job.id, job_json(&v)),
+    out = rf_api_reply_ok(r, status, with_rate_limited(r, &v.job, job_json(&v)),
                           status == 201 ? location : NULL);
     rf_job_view_clear(&v);
     return out;
@@ -500,7 +498,7 @@ rf_h_create(rf_req *r)
         status = rf_api_reply_internal(r, rv);
         goto out;
     }
-    text = rf_api_render_ok(r, with_rate_limited(r, job_id, job_json(&v)));
+    text = rf_api_render_ok(r, with_rate_limited(r, &v.job, job_json(&v)));
     rf_job_view_clear(&v);
     if (text == NULL) {
         status = rf_api_reply_internal(r, RF_ENOMEM);
@@ -608,7 +606,7 @@ rf_h_list(rf_req *r)
     }
     list = json_array();
     for (size_t i = 0; list != NULL && i < n; i++) {
-        json_t *j = job_json(&views[i]);
+        json_t *j = with_rate_limited(r, &views[i].job, job_json(&views[i]));
         if (j == NULL || json_array_append_new(list, j) != 0) {
             json_decref(list);
             list = NULL;
@@ -649,7 +647,7 @@ rf_h_progress(rf_req *r)
     if (status != 0) {
         return status;
     }
-    status = rf_api_reply_ok(r, 200, with_rate_limited(r, v.job.id, progress_json(&v)), NULL);
+    status = rf_api_reply_ok(r, 200, with_rate_limited(r, &v.job, progress_json(&v)), NULL);
     rf_job_view_clear(&v);
     return status;
 }

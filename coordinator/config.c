@@ -55,6 +55,8 @@ static const opt opts[] = {
     INT(lease_ttl_ms, "30000", true, 100, 3600000, "a lease lapses this long after a heartbeat"),
     INT(reaper_interval_ms, "500", true, 10, 600000, "how often lapsed leases are requeued"),
     INT(max_attempts, "3", true, 1, 100, "leases a unit gets before it fails"),
+    INT(tenant_max_units_in_flight, "0", true, 0, 1000000,
+        "units one tenant may have leased at once (0: no limit)"),
     INT(fps, "30", true, 1, 120, "frames per second of rendered videos"),
     STR(x264_preset, "veryfast", true, "software encoder speed preset"),
     INT(max_rows_per_job, "10000", true, 1, 1000000, "data rows accepted in one job"),

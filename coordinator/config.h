@@ -22,7 +22,8 @@ typedef struct rf_coord_config {
     char bucket_root[RF_PATH_MAX]; /* local directory holding every output_bucket */
     int64_t lease_ttl_ms;
     int64_t reaper_interval_ms;
-    int64_t max_attempts; /* leases a unit gets before it fails */
+    int64_t max_attempts;               /* leases a unit gets before it fails */
+    int64_t tenant_max_units_in_flight; /* a tenant's leased units at most; 0: no limit */
     int64_t fps;
     char x264_preset[RF_NAME_MAX];
     int64_t max_rows_per_job;

@@ -3,6 +3,8 @@
  * recomputed from the units and items, never kept as counters. */
 #include "jobs.h"
 
+#include "holdback.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -817,6 +819,41 @@ rf_jobs_tenant(rf_store *st, const char *job_id, char tenant[RF_NAME_MAX])
     return rv;
 }
 
+static bool
+tenant_quota_holds(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job)
+{
+    rf_unit_counts u;
+    bool at_cap = false;
+
+    if (cfg->tenant_max_units_in_flight <= 0 ||
+        (strcmp(job->state, "pending") != 0 && strcmp(job->state, "running") != 0)) {
+        return false;
+    }
+    if (rf_store_begin(st) != RF_OK) {
+        return false;
+    }
+    if (rf_store_job_unit_counts(st, job->id, &u) == RF_OK && u.queued > 0) {
+        if (rf_store_tenant_at_cap(st, job->tenant, cfg->tenant_max_units_in_flight, &at_cap) !=
+            RF_OK) {
+            at_cap = false;
+        }
+    }
+    rf_store_rollback(st); /* read only */
+    return at_cap;
+}
+
+unsigned
+rf_jobs_held_back(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job)
+{
+    bool ended = rf_job_state_terminal(job->state);
+    unsigned reasons = rf_holdback_get(cfg->holdback, job->id, ended);
+
+    if (!ended && tenant_quota_holds(st, cfg, job)) {
+        reasons |= RF_HOLD_TENANT_QUOTA;
+    }
+    return reasons;
+}
+
 /* ---- dry run ---- */
 
 void
@@ -1419,7 +1456,7 @@ rf_jobs_lease(rf_store *st, const rf_coord_config *cfg, const char *agent_id, in
         rf_item_rec item;
         rf_job_rec job;
 
-        rv = rf_store_unit_next_queued(st, agent_id, id, &found);
+        rv = rf_store_unit_next_queued(st, agent_id, cfg->tenant_max_units_in_flight, id, &found);
         if (rv != RF_OK || !found) {
             goto out;
         }

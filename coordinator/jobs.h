@@ -119,6 +119,13 @@ rf_err rf_jobs_ingest_failed(rf_store *st, const char *job_id, const char *code,
 
 rf_err rf_jobs_tenant(rf_store *st, const char *job_id, char tenant[RF_NAME_MAX]);
 
+/* Why a rate limit holds the job back now (rf_hold_reason bits, 0: none):
+ * the waits registered in cfg->holdback (holdback.h), and
+ * RF_HOLD_TENANT_QUOTA while it is pending or running with units queued and
+ * its tenant has tenant_max_units_in_flight units leased. An ended job is
+ * held back only by a write-back. */
+unsigned rf_jobs_held_back(rf_store *st, const rf_coord_config *cfg, const rf_job_rec *job);
+
 /* ---- dry run ---- */
 
 typedef struct rf_row_report {

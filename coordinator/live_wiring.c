@@ -20,6 +20,7 @@
 /* One event waiting for the publisher. */
 typedef struct live_event {
     struct live_event *next;
+    int64_t event_id; /* events.id, 0 for a progress notification */
     char job_id[RF_ID_MAX];
     char type[RF_NAME_MAX];
     char *data_json;
@@ -101,8 +102,8 @@ job_forget(rf_live *lv, const char *job_id)
 /* ---- the store hook: queue only (it runs under the store mutex) ---- */
 
 static void
-on_store_event(void *ctx, const char *job_id, const char *type, const char *data_json,
-               int64_t at_ms)
+on_store_event(void *ctx, int64_t event_id, const char *job_id, const char *type,
+               const char *data_json, int64_t at_ms)
 {
     rf_live *lv = ctx;
     live_event *e;
@@ -131,6 +132,7 @@ on_store_event(void *ctx, const char *job_id, const char *type, const char *data
         rf_warn("live: out of memory, event %s of job %s not published", type, job_id);
         return;
     }
+    e->event_id = event_id;
     rf_strlcpy(e->job_id, job_id, sizeof(e->job_id));
     rf_strlcpy(e->type, type, sizeof(e->type));
     e->at_ms = at_ms;
@@ -148,7 +150,7 @@ void
 rf_live_progress_changed(rf_live *lv, const char *job_id)
 {
     if (lv != NULL) {
-        on_store_event(lv, job_id, "job.progress", "{}", rf_now_ms());
+        on_store_event(lv, 0, job_id, "job.progress", "{}", rf_now_ms());
     }
 }
 
@@ -277,8 +279,7 @@ progress_msg(rf_live *lv, const rf_job_view *v, bool sample, int64_t at_ms)
         pthread_mutex_unlock(&lv->mu);
     }
     p.eta_ms = eta;
-    p.rate_limited =
-        rf_holdback_get(lv->cfg->holdback, v->job.id, rf_job_state_terminal(v->job.state)) != 0;
+    p.rate_limited = rf_jobs_held_back(lv->st, lv->cfg, &v->job) != 0;
     return rf_ws_msg_progress(v->job.id, &p);
 }
 
@@ -295,9 +296,13 @@ publish(rf_live *lv, const rf_job_view *v, json_t *msg)
     json_decref(msg);
 }
 
+/* Queues the webhook of a stored event; the outbox cursor moves to it in
+ * the same transaction (store.h), so that an event whose webhook was not
+ * queued when the process stopped is found at the next start. */
 static void
-webhook(rf_live *lv, const rf_job_view *v, const char *type, json_t *msg)
+webhook(rf_live *lv, const rf_job_view *v, const live_event *e, json_t *msg)
 {
+    const char *type = e->type;
     rf_err rv;
 
     if (lv->wh == NULL || v->job.callback_url[0] == '\0' || msg == NULL) {
@@ -306,7 +311,7 @@ webhook(rf_live *lv, const rf_job_view *v, const char *type, json_t *msg)
     rv = rf_webhooks_enqueue(lv->wh, v->job.id, v->job.tenant, v->job.callback_url, type,
                              v->job.state, v->percent_complete, (int64_t)v->items.completed,
                              (int64_t)v->items.failed, (int64_t)v->items.total,
-                             json_object_get(msg, "data"), NULL);
+                             json_object_get(msg, "data"), e->event_id, NULL);
     if (rv != RF_OK) {
         rf_warn("live: webhook %s of job %s not queued: %s", type, v->job.id, rf_strerror(rv));
     }
@@ -344,7 +349,7 @@ handle_event(rf_live *lv, live_event *e)
         if (to != NULL) {
             rf_strlcpy(v.job.state, to, sizeof(v.job.state));
         }
-        webhook(lv, &v, e->type, msg);
+        webhook(lv, &v, e, msg);
         publish(lv, &v, msg);
         if (to != NULL && (strcmp(to, "paused") == 0 || strcmp(to, "running") == 0)) {
             pthread_mutex_lock(&lv->mu);
@@ -381,13 +386,13 @@ handle_event(rf_live *lv, live_event *e)
             arts = NULL;
         }
         msg = rf_ws_msg_job_completed(e->job_id, summary_json(&v), arts);
-        webhook(lv, &v, e->type, msg);
+        webhook(lv, &v, e, msg);
         publish(lv, &v, msg);
     } else if (strcmp(e->type, "job.failed") == 0 && data != NULL) {
         json_t *msg =
             rf_ws_msg_job_failed(e->job_id, json_string_value(json_object_get(data, "error_code")),
                                  json_string_value(json_object_get(data, "error_message")));
-        webhook(lv, &v, e->type, msg);
+        webhook(lv, &v, e, msg);
         publish(lv, &v, msg);
     }
     if (rf_job_state_terminal(v.job.state)) {
@@ -644,6 +649,45 @@ load_master(rf_live *lv)
     return RF_OK;
 }
 
+/* Events committed before the last process stopped whose webhooks it did
+ * not queue go to the publisher first (nothing else writes events yet). */
+static rf_err
+queue_backlog(rf_live *lv)
+{
+    int64_t after = -1; /* from the outbox cursor */
+    size_t total = 0;
+
+    for (;;) {
+        rf_event_rec *ev = NULL;
+        size_t n = 0;
+        rf_err rv = rf_store_begin(lv->st);
+
+        if (rv != RF_OK) {
+            return rv;
+        }
+        rv = rf_store_webhook_backlog(lv->st, after, 256, &ev, &n);
+        rf_store_rollback(lv->st); /* read only */
+        if (rv != RF_OK) {
+            rf_error("live: reading the webhook backlog failed: %s", rf_strerror(rv));
+            return rv;
+        }
+        for (size_t i = 0; i < n; i++) {
+            on_store_event(lv, ev[i].id, ev[i].job_id, ev[i].type, ev[i].data_json,
+                           ev[i].created_at);
+            after = ev[i].id;
+        }
+        total += n;
+        rf_event_recs_free(ev, n);
+        if (n < 256) {
+            break;
+        }
+    }
+    if (total > 0) {
+        rf_info("live: %zu events from before the restart have their webhooks queued now", total);
+    }
+    return RF_OK;
+}
+
 rf_err
 rf_live_start(rf_store *st, const rf_coord_config *cfg, rf_live **out)
 {
@@ -694,6 +738,10 @@ rf_live_start(rf_store *st, const rf_coord_config *cfg, rf_live **out)
     }
     lv->publisher_started = true;
     rf_store_set_event_hook(st, on_store_event, lv);
+    rv = queue_backlog(lv);
+    if (rv != RF_OK) {
+        goto fail;
+    }
     *out = lv;
     return RF_OK;
 fail:

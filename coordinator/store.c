@@ -16,6 +16,7 @@
 /* An event written (or a notification queued) in the open transaction,
  * handed to the event hook once the transaction commits. */
 typedef struct pending_event {
+    int64_t id; /* events.id; 0 for a notification that is not stored */
     char job_id[RF_ID_MAX];
     char type[RF_NAME_MAX];
     char *data_json;
@@ -187,6 +188,13 @@ static const char *const migrations[] = {
     " WHERE writeback = 1 AND state IN ('completed', 'failed', 'canceled');"
     "CREATE INDEX jobs_ingest ON jobs(created_at) WHERE ingest IS NOT NULL;"
     "CREATE INDEX jobs_writeback ON jobs(updated_at) WHERE writeback = 1;",
+    /* 5: the webhook outbox's cursor: the last event whose delivery is
+     * queued, moved in the delivery's transaction, so that events committed
+     * but not yet handed to the outbox when the process stopped are queued
+     * at the next start. Existing databases start at their last event. */
+    "CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " event_id INTEGER NOT NULL);"
+    "INSERT INTO webhook_cursor (id, event_id) SELECT 1, COALESCE(MAX(id), 0) FROM events;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -445,7 +453,7 @@ rf_store_commit(rf_store *st)
      * only queues them (store.h), it never publishes from here. */
     for (size_t i = 0; rv == RF_OK && st->hook != NULL && i < st->n_pending; i++) {
         pending_event *e = &st->pending[i];
-        st->hook(st->hook_ctx, e->job_id, e->type, e->data_json, e->at_ms);
+        st->hook(st->hook_ctx, e->id, e->job_id, e->type, e->data_json, e->at_ms);
     }
     pending_clear(st);
     st->in_tx = false;
@@ -1223,8 +1231,40 @@ rf_store_unit_update(rf_store *st, const rf_unit_rec *u)
 #define AGENT_CAN(col, kinds)                                                                      \
     " (" AGENT_HAS("m.column1 = " col) " OR NOT" AGENT_HAS("m.column1 IN " kinds) ")"
 
+/* Tenants with at least cap units leased (cap: an SQL parameter). One
+ * grouped scan of the leased units, evaluated once per query. */
+#define TENANTS_AT_CAP(cap)                                                                        \
+    "SELECT j2.tenant FROM units u2 JOIN jobs j2 ON j2.id = u2.job_id"                             \
+    " WHERE u2.state = 'leased' GROUP BY j2.tenant HAVING COUNT(*) >= " cap
+
 rf_err
-rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX], bool *found)
+rf_store_tenant_at_cap(rf_store *st, const char *tenant, int64_t cap, bool *at_cap)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv = prep(st,
+                     "SELECT COUNT(*) FROM units u JOIN jobs j ON j.id = u.job_id"
+                     " WHERE u.state = 'leased' AND j.tenant = ?1",
+                     &s);
+    int rc;
+
+    *at_cap = false;
+    if (rv != RF_OK) {
+        return rv;
+    }
+    bind_text(s, 1, tenant);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *at_cap = cap > 0 && sqlite3_column_int64(s, 0) >= cap;
+    } else {
+        rv = db_fail(st, "count a tenant's leased units");
+    }
+    sqlite3_finalize(s);
+    return rv;
+}
+
+rf_err
+rf_store_unit_next_queued(rf_store *st, const char *agent_id, int64_t tenant_max_leased,
+                          char id[RF_ID_MAX], bool *found)
 {
     sqlite3_stmt *s = NULL;
     rf_err rv = prep(
@@ -1233,17 +1273,26 @@ rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX]
         " JOIN jobs j ON j.id = u.job_id"
         " JOIN items i ON i.id = u.item_id"
         " WHERE u.state = 'queued' AND j.state IN ('pending', 'running')"
-        " AND (?1 IS NULL OR (" AGENT_CAN(
-            "j.video_codec",
-            "('h264', 'h265', 'vp9')") " AND " AGENT_CAN("j.audio_codec",
-                                                         "('aac', 'opus')") "))"
-                                                                            " ORDER BY j.priority "
-                                                                            "DESC, j.created_at "
-                                                                            "ASC, j.id ASC,"
-                                                                            " i.priority DESC, "
-                                                                            "i.row_number ASC, "
-                                                                            "u.rendition ASC, u.id "
-                                                                            "ASC LIMIT 1",
+        " AND (?2 <= 0 OR j.tenant NOT IN (" TENANTS_AT_CAP(
+            "?2") "))"
+                  " AND (?1 IS NULL OR (" AGENT_CAN(
+                      "j.video_codec",
+                      "('h264', 'h265', 'vp9')") " AND " AGENT_CAN("j.audio_codec",
+                                                                   "('aac', 'opus')") "))"
+                                                                                      " ORDER BY "
+                                                                                      "j.priority "
+                                                                                      "DESC, "
+                                                                                      "j.created_"
+                                                                                      "at "
+                                                                                      "ASC, j.id "
+                                                                                      "ASC,"
+                                                                                      " i.priority "
+                                                                                      "DESC, "
+                                                                                      "i.row_"
+                                                                                      "number ASC, "
+                                                                                      "u.rendition "
+                                                                                      "ASC, u.id "
+                                                                                      "ASC LIMIT 1",
         &s);
     int rc;
 
@@ -1252,6 +1301,7 @@ rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX]
         return rv;
     }
     bind_text_opt(s, 1, agent_id);
+    sqlite3_bind_int64(s, 2, tenant_max_leased);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         col_text(s, 0, id, RF_ID_MAX);
@@ -1495,7 +1545,12 @@ rf_store_event_add(rf_store *st, const char *job_id, const char *type, const cha
     sqlite3_bind_int64(s, 4, now_ms);
     rv = step_done(st, s, "insert event");
     if (rv == RF_OK) {
+        int64_t id = sqlite3_last_insert_rowid(st->db);
+        size_t queued = st->n_pending;
         rv = rf_store_notify(st, job_id, type, data_json, now_ms);
+        if (rv == RF_OK && st->n_pending > queued) {
+            st->pending[queued].id = id;
+        }
     }
     return rv;
 }
@@ -2067,6 +2122,44 @@ rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d)
     if (rv == RF_OK) {
         d->id = sqlite3_last_insert_rowid(st->db);
     }
+    if (rv == RF_OK && d->event_id > 0) {
+        rv = prep(st, "UPDATE webhook_cursor SET event_id = MAX(event_id, ?1) WHERE id = 1", &s);
+        if (rv == RF_OK) {
+            sqlite3_bind_int64(s, 1, d->event_id);
+            rv = step_done(st, s, "move the webhook cursor");
+        }
+    }
+    return rv;
+}
+
+rf_err
+rf_store_webhook_backlog(rf_store *st, int64_t after_id, size_t limit, rf_event_rec **out,
+                         size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    void *recs = NULL;
+    rf_err rv;
+
+    *out = NULL;
+    *n = 0;
+    /* after_id < 0: from the cursor */
+    rv = prep(st,
+              "SELECT e.id, e.job_id, e.type, e.data_json, e.created_at FROM events e"
+              " JOIN jobs j ON j.id = e.job_id"
+              " WHERE e.id > CASE WHEN ?1 >= 0 THEN ?1"
+              " ELSE (SELECT event_id FROM webhook_cursor WHERE id = 1) END"
+              " AND j.callback_url IS NOT NULL"
+              " AND e.type IN ('job.state_changed', 'job.completed', 'job.failed')"
+              " ORDER BY e.id LIMIT ?2",
+              &s);
+    if (rv != RF_OK) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, after_id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    rv = collect_rows(st, s, sizeof(rf_event_rec), limit, read_event_row, free_event_rows,
+                      "list the webhook backlog", &recs, n);
+    *out = recs;
     return rv;
 }
 

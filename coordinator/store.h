@@ -136,8 +136,9 @@ rf_err rf_store_begin(rf_store *st);
  * fn, in order, once that transaction has committed; nothing of a rolled-back
  * transaction is. fn runs under the store mutex (so events of concurrent
  * transactions arrive in commit order): it must only queue the event, never
- * block or call into the store. data_json is borrowed. */
-typedef void (*rf_store_event_fn)(void *ctx, const char *job_id, const char *type,
+ * block or call into the store. data_json is borrowed. event_id is the
+ * stored event's id (0 for rf_store_notify's). */
+typedef void (*rf_store_event_fn)(void *ctx, int64_t event_id, const char *job_id, const char *type,
                                   const char *data_json, int64_t at_ms);
 void rf_store_set_event_hook(rf_store *st, rf_store_event_fn fn, void *ctx);
 /* Queues a notification for the hook without storing it (e.g. "job.progress"
@@ -215,10 +216,13 @@ rf_err rf_store_unit_update(rf_store *st, const rf_unit_rec *unit);
 /* The scheduler's choice: the next queued unit whose job is pending or
  * running and whose codecs agent_id has an encoder for (its HELLO's list;
  * NULL: any agent), by job priority DESC, job created_at, job id, item
- * priority DESC, item row_number, unit rendition. *found = false when there
- * is none. */
-rf_err rf_store_unit_next_queued(rf_store *st, const char *agent_id, char id[RF_ID_MAX],
-                                 bool *found);
+ * priority DESC, item row_number, unit rendition; tenant_max_leased > 0
+ * passes over the jobs of tenants with that many units leased already.
+ * *found = false when there is none. */
+rf_err rf_store_unit_next_queued(rf_store *st, const char *agent_id, int64_t tenant_max_leased,
+                                 char id[RF_ID_MAX], bool *found);
+/* Whether tenant has at least cap units leased (false when cap <= 0). */
+rf_err rf_store_tenant_at_cap(rf_store *st, const char *tenant, int64_t cap, bool *at_cap);
 
 /* Ids of leased units whose lease_expires_at < now_ms, at most max. */
 rf_err rf_store_units_expired(rf_store *st, int64_t now_ms, size_t max, char (*ids)[RF_ID_MAX],
@@ -327,7 +331,14 @@ rf_err rf_store_agent_touch(rf_store *st, const char *id, int64_t now_ms, bool *
  * claim returns RF_ENOTFOUND (with *next_due_ms, -1 when nothing is pending)
  * when no delivery is due; record applies an attempt's outcome; disable
  * abandons every pending delivery to url and later ones. */
+/* Inserts the delivery; when d->event_id > 0 the outbox cursor moves to it
+ * in the same transaction. */
 rf_err rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d);
+/* Events that may have committed without their webhook being queued: those
+ * after the outbox cursor (after_id < 0) or after after_id, of the types
+ * that make webhooks, of jobs with a callback_url; oldest first. */
+rf_err rf_store_webhook_backlog(rf_store *st, int64_t after_id, size_t limit, rf_event_rec **out,
+                                size_t *n);
 rf_err rf_store_webhook_claim(rf_store *st, int64_t now_ms, int64_t lease_ms,
                               rf_webhook_delivery *out, int64_t *next_due_ms);
 rf_err rf_store_webhook_record(rf_store *st, const rf_webhook_attempt *a, int64_t now_ms);

@@ -1192,7 +1192,7 @@ rf_err
 rf_webhooks_enqueue(rf_webhooks *w, const char *job_id, const char *tenant, const char *url,
                     const char *event_type, const char *state, double percent_complete,
                     int64_t items_completed, int64_t items_failed, int64_t items_total,
-                    json_t *data, int64_t *id_out)
+                    json_t *data, int64_t event_id, int64_t *id_out)
 {
     char msg_id[40];
     int64_t now = rf_now_ms();
@@ -1212,6 +1212,7 @@ rf_webhooks_enqueue(rf_webhooks *w, const char *job_id, const char *tenant, cons
     if (rv != RF_OK) {
         goto out;
     }
+    d.event_id = event_id;
     rv = w->ops->enqueue(w->store_ctx, &d);
     if (rv != RF_OK) {
         goto out;

@@ -87,6 +87,7 @@ typedef struct rf_webhook_delivery {
     int attempts;            /* attempts made so far */
     int64_t created_ms;      /* wall clock */
     int64_t next_attempt_ms; /* wall clock */
+    int64_t event_id;        /* the stored event it reports, 0 if none (store cursor) */
 } rf_webhook_delivery;
 
 /* Frees body and zeroes the struct. NULL-safe. */
@@ -214,11 +215,12 @@ rf_err rf_webhooks_make_delivery(const rf_webhooks_config *cfg, const char *job_
                                  json_t *payload, int64_t now_ms, rf_webhook_delivery *d);
 
 /* Convenience: makes a msg id, the payload and the delivery, stores it with
- * ops->enqueue and wakes a worker. *id_out (may be NULL) gets the store id. */
+ * ops->enqueue and wakes a worker. event_id is the stored event reported (0:
+ * none), see rf_webhook_delivery. *id_out (may be NULL) gets the store id. */
 rf_err rf_webhooks_enqueue(rf_webhooks *w, const char *job_id, const char *tenant, const char *url,
                            const char *event_type, const char *state, double percent_complete,
                            int64_t items_completed, int64_t items_failed, int64_t items_total,
-                           json_t *data, int64_t *id_out);
+                           json_t *data, int64_t event_id, int64_t *id_out);
 
 /* Wakes the workers (after the caller enqueued through its own store). */
 void rf_webhooks_kick(rf_webhooks *w);

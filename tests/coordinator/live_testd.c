@@ -311,7 +311,7 @@ on_ctl(struct mg_connection *conn, void *cbdata)
                                         json_string_value(json_object_get(req, "url")),
                                         json_string_value(json_object_get(req, "type")),
                                         json_string_value(json_object_get(req, "state")), 50.0, 5,
-                                        1, 10, json_object_get(req, "data"), &did);
+                                        1, 10, json_object_get(req, "data"), 0, &did);
         json_decref(req);
         if (rv != RF_OK) {
             return reply(conn, 400, json_pack("{s:s}", "error", rf_strerror(rv)));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "holdback.h"
 #include "jobs.h"
 #include "request.h"
 #include "rf_util.h"
@@ -649,6 +650,76 @@ test_rows_read_later(void **state)
     rf_rows_free(&rows3);
 }
 
+static bool
+try_lease(tu_env *env, const char *agent, int64_t now, rf_unit *u)
+{
+    bool leased = false;
+    rf_outcome oc;
+
+    assert_int_equal(rf_jobs_lease(env->st, &env->cfg, agent, now, u, &leased, &oc), RF_OK);
+    return leased;
+}
+
+static unsigned
+held_back(tu_env *env, const char *job_id)
+{
+    rf_job_view v;
+    unsigned reasons;
+
+    get_job(env, job_id, T0, &v);
+    reasons = rf_jobs_held_back(env->st, &env->cfg, &v.job);
+    rf_job_view_clear(&v);
+    return reasons;
+}
+
+static void
+test_tenant_quota(void **state)
+{
+    tu_env *env = *state;
+    char mine[RF_ID_MAX], theirs[RF_ID_MAX];
+    rf_job_owner other = {"other-tenant", "someone"};
+    rf_job_spec spec;
+    rf_rows rows = {0};
+    rf_verr verr;
+    rf_unit u1, u2, u3, u4;
+
+    env->cfg.tenant_max_units_in_flight = 1;
+    tu_create_job(env, REQ_3ROWS, T0, mine); /* two valid rows: two units */
+    assert_int_equal(held_back(env, mine), 0);
+    assert_true(try_lease(env, "agent-a", T0 + 1, &u1));
+    assert_string_equal(u1.job_id, mine);
+    /* the tenant runs all it may: its next unit waits, and says why */
+    assert_false(try_lease(env, "agent-b", T0 + 2, &u2));
+    assert_int_equal(held_back(env, mine), RF_HOLD_TENANT_QUOTA);
+
+    /* another tenant is not held back by this one's quota */
+    memset(&verr, 0, sizeof(verr));
+    assert_int_equal(rf_job_request_parse(REQ_3ROWS, strlen(REQ_3ROWS), &env->cfg, &spec, &verr),
+                     RF_OK);
+    assert_int_equal(rf_source_read(&spec.source, &env->cfg, &rows, &verr), RF_OK);
+    assert_int_equal(
+        rf_jobs_create_as(env->st, &env->cfg, &other, &spec, &rows, NULL, T0 + 3, theirs), RF_OK);
+    rf_rows_free(&rows);
+    rf_job_spec_clear(&spec);
+    assert_true(try_lease(env, "agent-b", T0 + 4, &u2));
+    assert_string_equal(u2.job_id, theirs);
+
+    /* a unit that ends frees the tenant's place */
+    assert_int_equal(complete(env, &u1, "agent-a", u1.lease_id, T0 + 5), RF_VERDICT_OK);
+    assert_true(try_lease(env, "agent-a", T0 + 6, &u3));
+    assert_string_equal(u3.job_id, mine);
+    assert_int_equal(held_back(env, mine), 0); /* nothing of it is queued any more */
+
+    /* no limit: the other tenant's second unit goes at once */
+    env->cfg.tenant_max_units_in_flight = 0;
+    assert_true(try_lease(env, "agent-b", T0 + 7, &u4));
+    assert_string_equal(u4.job_id, theirs);
+    free_unit(&u1);
+    free_unit(&u2);
+    free_unit(&u3);
+    free_unit(&u4);
+}
+
 static void
 test_empty_rows_skipped(void **state)
 {
@@ -895,6 +966,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_with_invalid_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rows_read_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_priority_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_matches_encoders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_order_within_job, setup, teardown),

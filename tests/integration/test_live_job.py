@@ -10,13 +10,18 @@ agent render a 3-row 720p job whose last row fails at the storage step.
   Standard Webhooks signature with the secret from GET /webhooks/secret,
   answers 500 twice then 200; the deliveries arrive in order and the
   retries are listed by GET /bulk-jobs/{id}/webhooks.
-- A callback_url on 10.0.0.1 is refused at creation (400, callback_url)."""
+- A callback_url on 10.0.0.1 is refused at creation (400, callback_url).
+- A webhook whose event committed but was not queued when the coordinator
+  stopped (made by hand in the database) is delivered after the restart,
+  and nothing else twice."""
 import base64
 import hashlib
 import hmac
 import http.server
 import json
 import os
+import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -249,6 +254,35 @@ def main(a):
               and got[-1]["items_completed"] == 2, f"payload {got[-1]}")
         # A refused URL never got a job: nothing was posted for it.
         check(all(h[1].get("Host", "").startswith("127.0.0.1") for h in hits), "foreign hits")
+
+        # A crash between an event's commit and its webhook's queueing leaves
+        # the event stored, without a delivery, the outbox cursor before it.
+        # Made here by hand on the stopped coordinator's database: the next
+        # start queues that webhook, and nothing that was already queued.
+        c.kill("coordinator", signal.SIGTERM)
+        db = sqlite3.connect(c.db, timeout=10)
+        last = db.execute("SELECT MAX(id) FROM events WHERE job_id = ? AND type = 'job.completed'",
+                          (jid,)).fetchone()[0]
+        cursor = db.execute("SELECT event_id FROM webhook_cursor").fetchone()[0]
+        check(last is not None and cursor >= last, f"outbox cursor {cursor} before event {last}")
+        gone = "SELECT id FROM webhook_deliveries WHERE job_id = ? AND event_type = 'job.completed'"
+        db.execute(f"DELETE FROM webhook_attempts WHERE delivery_id IN ({gone})", (jid,))
+        db.execute("DELETE FROM webhook_deliveries WHERE job_id = ? AND event_type = "
+                   "'job.completed'", (jid,))
+        db.execute("UPDATE webhook_cursor SET event_id = ?", (last - 1,))
+        db.commit()
+        db.close()
+        with rec.lock:
+            before = len(rec.hits)
+        c.start_coordinator()
+        wait_for(lambda: len(rec.hits) > before, 30, step=0.1, what="the lost webhook")
+        time.sleep(1.5)  # a duplicate would arrive as fast
+        with rec.lock:
+            again = rec.hits[before:]
+        body = json.loads(again[0][2])
+        check(len(again) == 1 and again[0][3] and body["type"] == "job.completed"
+              and body["job_id"] == jid and body["state"] == "completed",
+              f"after the restart: {[json.loads(h[2])['type'] for h in again]}")
         ok = True
     finally:
         for f in followers:

@@ -325,14 +325,22 @@ def test_seed_js_client(srv):
         os.symlink(ws_dir, os.path.join(tmp, "node_modules", "ws"))
         with open(os.path.join(tmp, "monitor.mjs"), "w") as f:
             f.write(SEED_CLIENT)
+        # Unbuffered: the snapshot's line can arrive with the "open" line, and
+        # communicate() below reads the pipe itself, past any buffer.
         p = subprocess.Popen([node, os.path.join(tmp, "monitor.mjs"), str(srv.port), job],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
         try:
-            first = json.loads(p.stdout.readline())
+            line = b""
+            while not line.endswith(b"\n"):
+                byte = p.stdout.read(1)
+                check(byte != b"", f"node client exited early: {line!r}")
+                line += byte
+            first = json.loads(line)
             check(first == {"event": "open"}, f"node client: {first}")
             for m in scripted_job(job):
                 publish(srv, job, m)
             out, _ = p.communicate(timeout=20)
+            out = out.decode("utf-8", "replace")
         finally:
             if p.poll() is None:
                 p.kill()
