@@ -40,12 +40,15 @@ typedef struct agent_config {
     int slots;
     const char *compositor; /* auto, cpu, cuda */
     const char *log_level;
+    const char *vaapi_device; /* render node for VAAPI encoders */
+    int nvenc_sessions;       /* NVENC sessions the slots may hold at once */
 } agent_config;
 
 typedef struct agent {
     agent_config cfg;
     nng_socket sock;
     rf_hello hello;
+    rf_enc_host *enc_host; /* shared by the slots' encoders */
     _Atomic uint32_t heartbeat_ms;
     atomic_bool stop;
     atomic_bool registered; /* the coordinator knows us (HELLO answered) */
@@ -225,7 +228,8 @@ run_unit(agent *a, const rf_unit *u)
                            .may_place = may_place,
                            .may_place_ctx = &hb,
                            .encoders = a->hello.encoders,
-                           .n_encoders = (int)a->hello.n_encoders};
+                           .n_encoders = (int)a->hello.n_encoders,
+                           .enc_host = a->enc_host};
     rf_render_result res;
     rf_msg req = {0};
     rf_err rv;
@@ -337,13 +341,19 @@ slot_main(void *arg)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: agent [options]\n"
-               "  --coordinator URL   nng address of the coordinator (tcp://127.0.0.1:5555)\n"
-               "  --agent-id ID       stable name of this agent (default: the hostname)\n"
-               "  --slots N           units rendered at once (default 1)\n"
-               "  --compositor NAME   auto, cpu or cuda (default auto)\n"
-               "  --log-level LEVEL   debug, info, warn, error (default info)\n"
-               "  --probe             print the encoders that open on this host and exit\n");
+    fprintf(f,
+            "usage: agent [options]\n"
+            "  --coordinator URL   nng address of the coordinator (tcp://127.0.0.1:5555)\n"
+            "  --agent-id ID       stable name of this agent (default: the hostname)\n"
+            "  --slots N           units rendered at once (default 1)\n"
+            "  --compositor NAME   auto, cpu or cuda (default auto)\n"
+            "  --log-level LEVEL   debug, info, warn, error (default info)\n"
+            "  --vaapi-device PATH render node of VAAPI encoders (default " RF_VAAPI_NODE_DEFAULT
+            ")\n"
+            "  --nvenc-sessions N  NVENC sessions used at once, 0..64 (default %d); slots\n"
+            "                      beyond it encode in software\n"
+            "  --probe             print the encoders that open on this host and exit\n",
+            RF_NVENC_SESSIONS_DEFAULT);
 }
 
 static int
@@ -388,6 +398,16 @@ parse_args(int argc, char **argv, agent_config *cfg, int *probe_only)
             cfg->compositor = v;
         } else if (strcmp(k, "--log-level") == 0) {
             cfg->log_level = v;
+        } else if (strcmp(k, "--vaapi-device") == 0) {
+            cfg->vaapi_device = v;
+        } else if (strcmp(k, "--nvenc-sessions") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || end == v || n < 0 || n > 64) {
+                fprintf(stderr, "agent: --nvenc-sessions must be 0..64\n");
+                return -1;
+            }
+            cfg->nvenc_sessions = (int)n;
         } else {
             fprintf(stderr, "agent: unknown option %s\n", k);
             usage(stderr);
@@ -411,7 +431,7 @@ probe_host(agent *a)
     rf_strlcpy(h->version, AGENT_VERSION, sizeof(h->version));
     h->cpu_cores = cores > 0 ? (uint32_t)cores : 1;
     h->slots = (uint32_t)a->cfg.slots;
-    h->n_encoders = (uint32_t)rf_enc_probe(h->encoders, RF_MAX_ENCODERS);
+    h->n_encoders = (uint32_t)rf_enc_probe(a->enc_host, h->encoders, RF_MAX_ENCODERS);
 
     if (strcmp(a->cfg.compositor, "cpu") != 0 &&
         rf_comp_create("cuda", 64, 64, RF_PIX_YUV420P, &c) == RF_OK) {
@@ -444,6 +464,8 @@ main(int argc, char **argv)
     a.cfg.slots = 1;
     a.cfg.compositor = "auto";
     a.cfg.log_level = "info";
+    a.cfg.vaapi_device = RF_VAAPI_NODE_DEFAULT;
+    a.cfg.nvenc_sessions = RF_NVENC_SESSIONS_DEFAULT;
     if (gethostname(a.cfg.agent_id, sizeof(a.cfg.agent_id) - 1) != 0)
         rf_strlcpy(a.cfg.agent_id, "agent", sizeof(a.cfg.agent_id));
     if (parse_args(argc, argv, &a.cfg, &probe_only) != 0)
@@ -469,16 +491,22 @@ main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+    if (rf_enc_host_create(a.cfg.vaapi_device, a.cfg.nvenc_sessions, &a.enc_host) != RF_OK) {
+        rf_error("--vaapi-device: path too long");
+        return 2;
+    }
     probe_host(&a);
     if (probe_only) {
         for (uint32_t i = 0; i < a.hello.n_encoders; i++)
             printf("%s\n", a.hello.encoders[i]);
+        rf_enc_host_free(&a.enc_host);
         return 0;
     }
 
     rv = nng_req0_open(&a.sock);
     if (rv != 0) {
         rf_error("nng_req0_open: %s", nng_strerror(rv));
+        rf_enc_host_free(&a.enc_host);
         return 1;
     }
     if (rf_net_socket_setup(a.sock) != RF_OK)
@@ -537,5 +565,6 @@ main(int argc, char **argv)
 out:
     free(slots);
     nng_close(a.sock);
+    rf_enc_host_free(&a.enc_host);
     return rc;
 }

@@ -297,6 +297,7 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
     char side_tmp[2][RF_PATH_MAX + 96] = {"", ""};
     rf_frame dev = {0}; /* the GPU's frame when compositing with CUDA */
     bool on_gpu = false;
+    bool enc_dev = false; /* the encoder's own frame is on the GPU: no dev, no download */
     int *lw = NULL, *lh = NULL;
     char tmp_path[RF_PATH_MAX + 96] = "";
     char dir[RF_PATH_MAX];
@@ -424,6 +425,8 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         .channels = RF_AUDIO_CHANNELS,
         .available = o ? o->encoders : NULL,
         .n_available = o ? o->n_encoders : 0,
+        .host = o ? o->enc_host : NULL,
+        .cuda_frames = on_gpu,
     };
     tmp_created = true;
     rv = rf_enc_open(&ec, &enc, err, sizeof(err));
@@ -433,6 +436,11 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         goto out;
     }
     rf_strlcpy(res->encoder, rf_enc_video_name(enc), sizeof(res->encoder));
+    /* NVENC on a CUDA pool: the compositor draws straight into the
+     * encoder's device frame and nothing crosses to the host. */
+    enc_dev = rf_enc_device_frames(enc);
+    if (enc_dev)
+        rf_comp_frame_free(comp, &dev); /* not needed: give its GPU memory back */
     rf_strlcpy(res->encoder_note, rf_enc_note(enc), sizeof(res->encoder_note));
     if (res->encoder_note[0] != '\0')
         rf_info("unit %s: encoding with %s (passed over: %s)", u->unit_id, res->encoder,
@@ -469,13 +477,18 @@ rf_render_unit(const rf_unit *u, const rf_render_opts *o, rf_render_result *res)
         }
         rv = rf_enc_frame(enc, &fr);
         if (rv == RF_OK && n_dirty > 0) {
-            rv = rf_comp_render(comp, on_gpu ? &dev : &fr, cur, n_cur, dirty, n_dirty);
-            if (rv == RF_OK && on_gpu)
+            bool via_dev = on_gpu && !enc_dev;
+            rv = rf_comp_render(comp, via_dev ? &dev : &fr, cur, n_cur, dirty, n_dirty);
+            if (rv == RF_OK && via_dev)
                 rv = rf_comp_download(comp, &dev, &fr, dirty, n_dirty);
             res->frames_composited++;
         }
-        if (rv == RF_OK && i == poster_at)
-            copy_planes(&poster, &fr);
+        if (rv == RF_OK && i == poster_at) {
+            if (enc_dev)
+                rv = rf_comp_download(comp, &fr, &poster, &whole, 1);
+            else
+                copy_planes(&poster, &fr);
+        }
         if (rv == RF_OK)
             rv = feed_audio(enc, pcm, &audio_written, (size_t)(i + 1) * samples_per_frame);
         if (rv == RF_OK)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "encoder.h"
 #include "rf_err.h"
 #include "rf_proto.h"
 
@@ -41,6 +42,9 @@ typedef struct rf_render_opts {
     /* Encoders the host's start-up probe opened (NULL: try them all). */
     const char (*encoders)[RF_NAME_MAX];
     int n_encoders;
+    /* Encoder state the agent's slots share (NVENC sessions, VAAPI node,
+     * re-probes); NULL: none. */
+    rf_enc_host *enc_host;
 } rf_render_opts;
 
 typedef struct rf_render_result {

@@ -80,6 +80,10 @@ config(const char *path, const char *container, const char *vc, const char *ac, 
                            .channels = 2};
 }
 
+/* The video encoder that wrote the last file of encode_as and its note. */
+static char last_encoder[RF_NAME_MAX];
+static char last_note[RF_ERRMSG_MAX];
+
 /* Encodes frames pictures (redrawn each time if animate) with a 440 Hz tone
  * fed alongside, one video frame's worth of audio at a time. */
 static void
@@ -90,6 +94,9 @@ encode(const rf_enc_config *cfg, int frames, bool animate)
     rf_err rv = rf_enc_open(cfg, &e, err, sizeof(err));
     if (rv != RF_OK)
         fail_msg("rf_enc_open: %s (%s)", rf_strerror(rv), err);
+    snprintf(last_encoder, sizeof(last_encoder), "%s", rf_enc_video_name(e));
+    snprintf(last_note, sizeof(last_note), "%s", rf_enc_note(e));
+    assert_false(rf_enc_device_frames(e)); /* no CUDA frames asked for */
     const size_t per = (size_t)(cfg->sample_rate / cfg->fps);
     float *pcm = malloc(per * 2 * sizeof(float));
     assert_non_null(pcm);
@@ -395,6 +402,249 @@ test_frame_reuse(void **state)
     free(y);
 }
 
+/* Fails unless the last note holds want. */
+static void
+assert_note_has(const char *want)
+{
+    if (strstr(last_note, want) == NULL)
+        fail_msg("note \"%s\" lacks \"%s\"", last_note, want);
+}
+
+/* Asking for codec on this host (no GPU, no VAAPI node at `node`) ends in
+ * the software encoder, and the note says why NVENC (where NVENC has the
+ * codec) and VAAPI were passed over. The file is checked with ffprobe. */
+static void
+check_falls_back(const char *codec, const char *container, const char *audio, const char *nvenc,
+                 const char *vaapi, const char *soft, const char *probe_name, bool listed)
+{
+    char path[128], want[256];
+    snprintf(path, sizeof(path), "%s/fallback-%s.%s", tmpdir, codec, container);
+    const char list[][RF_NAME_MAX] = {"h264_nvenc", "hevc_nvenc", "h264_vaapi", "hevc_vaapi",
+                                      "vp9_vaapi",  "libx264",    "libx265",    "libvpx-vp9",
+                                      "aac",        "libopus"};
+    rf_enc_host *host = NULL;
+    assert_int_equal(rf_enc_host_create("/nonexistent/renderD128", 2, &host), RF_OK);
+    rf_enc_config cfg = config(path, container, codec, audio, 320, 180);
+    cfg.host = host;
+    if (listed) {
+        cfg.available = list;
+        cfg.n_available = (int)(sizeof(list) / sizeof(list[0]));
+    }
+    encode(&cfg, 15, true);
+    assert_string_equal(last_encoder, soft);
+    if (nvenc != NULL) {
+        snprintf(want, sizeof(want), "%s: does not open", nvenc);
+        assert_note_has(want);
+    }
+    snprintf(want, sizeof(want), "%s: no VAAPI render node /nonexistent/renderD128", vaapi);
+    assert_note_has(want);
+    /* Each fallback named once, hardware in preference order. */
+    if (nvenc != NULL)
+        assert_true(strstr(last_note, nvenc) < strstr(last_note, vaapi));
+    assert_int_equal(rf_enc_host_nvenc_in_use(host), 0); /* a failed NVENC gave its session back */
+    rf_enc_host_free(&host);
+    assert_null(host);
+
+    json_t *j = probe_streams(path);
+    assert_string_equal(str(stream_of(j, "video"), "codec_name"), probe_name);
+    json_decref(j);
+    assert_decodes_cleanly(path);
+}
+
+static void
+test_fallback_h264(void **state)
+{
+    (void)state;
+    check_falls_back("h264", "mp4", "aac", "h264_nvenc", "h264_vaapi", "libx264", "h264", true);
+    check_falls_back("h264", "mp4", "aac", "h264_nvenc", "h264_vaapi", "libx264", "h264", false);
+}
+
+static void
+test_fallback_h265(void **state)
+{
+    (void)state;
+    skip_without("libx265");
+    check_falls_back("h265", "mp4", "aac", "hevc_nvenc", "hevc_vaapi", "libx265", "hevc", true);
+    check_falls_back("h265", "mp4", "aac", "hevc_nvenc", "hevc_vaapi", "libx265", "hevc", false);
+}
+
+static void
+test_fallback_vp9(void **state)
+{
+    (void)state;
+    skip_without("libvpx-vp9");
+    skip_without("libopus");
+    /* NVENC has no VP9 encoder: VAAPI is the only hardware to pass over. */
+    check_falls_back("vp9", "webm", "opus", NULL, "vp9_vaapi", "libvpx-vp9", "vp9", true);
+    check_falls_back("vp9", "webm", "opus", NULL, "vp9_vaapi", "libvpx-vp9", "vp9", false);
+}
+
+/* The default node, as an agent without --vaapi-device uses it. Where the
+ * host has one that works, VAAPI may rightly win: nothing to check then. */
+static void
+test_fallback_default_node(void **state)
+{
+    (void)state;
+    if (access(RF_VAAPI_NODE_DEFAULT, F_OK) == 0) {
+        print_message("%s exists on this host: skipping\n", RF_VAAPI_NODE_DEFAULT);
+        skip();
+    }
+    char path[128];
+    path_for(path, sizeof(path), "default-node.mp4");
+    rf_enc_config cfg = config(path, "mp4", "h264", "aac", 320, 180);
+    encode(&cfg, 10, true);
+    assert_string_equal(last_encoder, "libx264");
+    assert_note_has("h264_nvenc: ");
+    assert_note_has("h264_vaapi: no VAAPI render node " RF_VAAPI_NODE_DEFAULT);
+}
+
+/* A node that exists but is no GPU: the driver does not open, said so. */
+static void
+test_vaapi_driver_does_not_open(void **state)
+{
+    (void)state;
+    char path[128];
+    path_for(path, sizeof(path), "not-a-gpu.mp4");
+    rf_enc_host *host = NULL;
+    assert_int_equal(rf_enc_host_create("/dev/null", 1, &host), RF_OK);
+    rf_enc_config cfg = config(path, "mp4", "h264", "aac", 320, 180);
+    cfg.host = host;
+    encode(&cfg, 10, true);
+    assert_string_equal(last_encoder, "libx264");
+    assert_note_has("h264_vaapi: VAAPI driver does not open on /dev/null");
+    rf_enc_host_free(&host);
+}
+
+/* The NVENC session count: acquire up to the limit, refuse beyond it,
+ * release frees one; a limit of 0 refuses at once. */
+static void
+test_nvenc_session_limit(void **state)
+{
+    (void)state;
+    rf_enc_host *h = NULL;
+    int limit = -1;
+    assert_int_equal(rf_enc_host_create(NULL, -1, &h), RF_EINVAL);
+    assert_null(h);
+    assert_int_equal(rf_enc_host_create(NULL, 2, &h), RF_OK);
+    assert_true(rf_enc_host_nvenc_acquire(h, &limit));
+    assert_true(rf_enc_host_nvenc_acquire(h, NULL));
+    assert_int_equal(rf_enc_host_nvenc_in_use(h), 2);
+    assert_false(rf_enc_host_nvenc_acquire(h, &limit));
+    assert_int_equal(limit, 2);
+    assert_int_equal(rf_enc_host_nvenc_in_use(h), 2);
+    rf_enc_host_nvenc_release(h);
+    assert_int_equal(rf_enc_host_nvenc_in_use(h), 1);
+    assert_true(rf_enc_host_nvenc_acquire(h, NULL));
+    rf_enc_host_nvenc_release(h);
+    rf_enc_host_nvenc_release(h);
+    rf_enc_host_nvenc_release(h); /* never below zero */
+    assert_int_equal(rf_enc_host_nvenc_in_use(h), 0);
+    rf_enc_host_free(&h);
+
+    assert_int_equal(rf_enc_host_create(NULL, 0, &h), RF_OK);
+    assert_false(rf_enc_host_nvenc_acquire(h, &limit));
+    assert_int_equal(limit, 0);
+    rf_enc_host_free(&h);
+    rf_enc_host_free(NULL);
+}
+
+/* A unit that finds every NVENC session taken (another slot holds it)
+ * falls back to software with that reason instead of failing, and leaves
+ * the count as it found it. */
+static void
+test_nvenc_sessions_in_use(void **state)
+{
+    (void)state;
+    char path[128];
+    path_for(path, sizeof(path), "sessions.mp4");
+    rf_enc_host *h = NULL;
+    assert_int_equal(rf_enc_host_create("/nonexistent/renderD128", 1, &h), RF_OK);
+    assert_true(rf_enc_host_nvenc_acquire(h, NULL)); /* the other slot's session */
+    rf_enc_config cfg = config(path, "mp4", "h264", "aac", 320, 180);
+    cfg.host = h;
+    encode(&cfg, 10, true);
+    assert_string_equal(last_encoder, "libx264");
+    assert_note_has("h264_nvenc: all 1 NVENC sessions in use");
+    assert_int_equal(rf_enc_host_nvenc_in_use(h), 1);
+    rf_enc_host_nvenc_release(h);
+    rf_enc_host_free(&h);
+
+    /* A limit of 0 keeps NVENC out altogether, also from the probe. */
+    assert_int_equal(rf_enc_host_create("/nonexistent/renderD128", 0, &h), RF_OK);
+    cfg.host = h;
+    encode(&cfg, 10, true);
+    assert_note_has("h264_nvenc: NVENC sessions are limited to 0 on this agent");
+    char names[16][RF_NAME_MAX];
+    int n = rf_enc_probe(h, names, 16);
+    for (int i = 0; i < n; i++)
+        assert_null(strstr(names[i], "_nvenc"));
+    rf_enc_host_free(&h);
+}
+
+/* A backend the start-up probe listed that then fails for a file is not
+ * trusted for the next file: that one re-probes it first and says so. */
+static void
+test_reprobe_after_failure(void **state)
+{
+    (void)state;
+    char path[128];
+    path_for(path, sizeof(path), "reprobe.mp4");
+    /* The probe's list says VAAPI opens; this host's node does not exist. */
+    const char list[][RF_NAME_MAX] = {"h264_vaapi", "libx264", "aac"};
+    rf_enc_host *h = NULL;
+    assert_int_equal(rf_enc_host_create("/nonexistent/renderD128", 1, &h), RF_OK);
+    rf_enc_config cfg = config(path, "mp4", "h264", "aac", 320, 180);
+    cfg.host = h;
+    cfg.available = list;
+    cfg.n_available = 3;
+    encode(&cfg, 10, true);
+    assert_string_equal(last_encoder, "libx264");
+    assert_note_has("h264_nvenc: did not open in the start-up probe");
+    assert_note_has("h264_vaapi: no VAAPI render node /nonexistent/renderD128 (re-probed before "
+                    "the next file uses it)");
+    for (int file = 0; file < 2; file++) {
+        encode(&cfg, 10, true);
+        assert_string_equal(last_encoder, "libx264");
+        assert_note_has("h264_vaapi: failed for an earlier file, and again in a re-probe: no "
+                        "VAAPI render node /nonexistent/renderD128");
+    }
+    rf_enc_host_free(&h);
+    /* Without a host there is no memory of failures: each file just tries. */
+    cfg.host = NULL;
+    encode(&cfg, 10, true);
+    assert_note_has("h264_vaapi: no VAAPI render node " RF_VAAPI_NODE_DEFAULT);
+    assert_null(strstr(last_note, "re-probe"));
+}
+
+/* CUDA frames asked for on a host where NVENC cannot have them: host
+ * frames, software encoder, and the note says why the pool was not used. */
+static void
+test_cuda_frames_fallback(void **state)
+{
+    (void)state;
+    char path[128], err[256];
+    path_for(path, sizeof(path), "cuda-frames.mp4");
+    rf_enc_config cfg = config(path, "mp4", "h264", "aac", 320, 180);
+    cfg.cuda_frames = true;
+    rf_encoder *e = NULL;
+    assert_int_equal(rf_enc_open(&cfg, &e, err, sizeof(err)), RF_OK);
+    if (strcmp(rf_enc_video_name(e), "h264_nvenc") == 0) {
+        print_message("NVENC opens here: CUDA frames %s\n",
+                      rf_enc_device_frames(e) ? "in use" : "not used");
+        rf_enc_free(&e);
+        skip();
+    }
+    assert_false(rf_enc_device_frames(e));
+    assert_non_null(strstr(rf_enc_note(e), "h264_nvenc CUDA frames: "));
+    rf_frame f;
+    assert_int_equal(rf_enc_frame(e, &f), RF_OK);
+    draw(&f, 0); /* host memory: drawing into it must work */
+    assert_int_equal(rf_enc_submit(e), RF_OK);
+    assert_int_equal(rf_enc_finish(e, err, sizeof(err)), RF_OK);
+    rf_enc_free(&e);
+    assert_decodes_cleanly(path);
+}
+
 static void
 test_probe(void **state)
 {
@@ -402,7 +652,7 @@ test_probe(void **state)
     char names[16][RF_NAME_MAX];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int n = rf_enc_probe(names, 16);
+    int n = rf_enc_probe(NULL, names, 16);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     print_message("probe took %.3f s, %d encoders open\n", s, n);
@@ -414,7 +664,7 @@ test_probe(void **state)
     assert_true(x264 && aac);
     assert_true(s < 1.0);
     /* max bounds what is written. */
-    assert_int_equal(rf_enc_probe(names, 1), 1);
+    assert_int_equal(rf_enc_probe(NULL, names, 1), 1);
 }
 
 static int
@@ -447,9 +697,21 @@ main(void)
     av_log_set_level(AV_LOG_ERROR);
     rf_log_init("test_encoder", RF_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mp4_h264_aac), cmocka_unit_test(test_webm_vp9_opus),
-        cmocka_unit_test(test_mp4_h265),     cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_frame_reuse),  cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_mp4_h264_aac),
+        cmocka_unit_test(test_webm_vp9_opus),
+        cmocka_unit_test(test_mp4_h265),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_frame_reuse),
+        cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_fallback_h264),
+        cmocka_unit_test(test_fallback_h265),
+        cmocka_unit_test(test_fallback_vp9),
+        cmocka_unit_test(test_fallback_default_node),
+        cmocka_unit_test(test_vaapi_driver_does_not_open),
+        cmocka_unit_test(test_nvenc_session_limit),
+        cmocka_unit_test(test_nvenc_sessions_in_use),
+        cmocka_unit_test(test_reprobe_after_failure),
+        cmocka_unit_test(test_cuda_frames_fallback),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
