@@ -732,6 +732,20 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
 
 /* ---- rows read in the background ---- */
 
+/* Loads a job that still waits for its rows (in the caller's transaction);
+ * RF_ECONFLICT when it ended meanwhile (canceled, past its deadline) or
+ * does not wait. */
+static rf_err
+get_waiting_job(rf_store *st, const char *job_id, rf_job_rec *job)
+{
+    rf_err rv = rf_store_job_get(st, job_id, job);
+
+    if (rv == RF_OK && (job->ingest[0] == '\0' || rf_job_state_terminal(job->state))) {
+        rv = RF_ECONFLICT;
+    }
+    return rv;
+}
+
 rf_err
 rf_jobs_ingest(rf_store *st, const rf_coord_config *cfg, const char *job_id, rf_vlevel level,
                const rf_rows *rows, int64_t read_ms, int64_t now_ms)
@@ -742,10 +756,8 @@ rf_jobs_ingest(rf_store *st, const rf_coord_config *cfg, const char *job_id, rf_
     if (rv != RF_OK) {
         return rv;
     }
-    rv = rf_store_job_get(st, job_id, &job);
-    if (rv == RF_OK && (job.ingest[0] == '\0' || rf_job_state_terminal(job.state))) {
-        rv = RF_ECONFLICT; /* canceled or expired while its sheet was read */
-    }
+    rv = get_waiting_job(st, job_id, &job);
+
     for (size_t i = 0; rv == RF_OK && i < rows->n; i++) {
         rv = insert_row(st, cfg, &job, &rows->rows[i], level, now_ms);
     }
@@ -784,10 +796,8 @@ rf_jobs_ingest_failed(rf_store *st, const char *job_id, const char *code, const 
     if (rv != RF_OK) {
         return rv;
     }
-    rv = rf_store_job_get(st, job_id, &job);
-    if (rv == RF_OK && (job.ingest[0] == '\0' || rf_job_state_terminal(job.state))) {
-        rv = RF_ECONFLICT;
-    }
+    rv = get_waiting_job(st, job_id, &job);
+
     /* ingest stays set: a retry reads the sheet again. */
     if (rv == RF_OK) {
         rv = job_set_state(st, &job, "failed", message, code, message, now_ms);

@@ -342,10 +342,12 @@ fail:
     return WB_DONE;
 }
 
-/* One pass of the writer: every job with write-back that ended since its
- * results were last written. */
+typedef rf_err (*due_fn)(rf_store *st, size_t max, char (*ids)[RF_ID_MAX], size_t *n);
+
+/* One pass: each job the due query lists, loaded and handed to handle, which
+ * returns false to end the pass (stopping). */
 static void
-scan_writes(rf_sheets_wiring *wb)
+scan_due(rf_sheets_wiring *wb, due_fn due, bool (*handle)(rf_sheets_wiring *, const rf_job_rec *))
 {
     char ids[16][RF_ID_MAX];
     size_t n = 0;
@@ -353,25 +355,41 @@ scan_writes(rf_sheets_wiring *wb)
     if (rf_store_begin(wb->st) != RF_OK) {
         return;
     }
-    if (rf_store_jobs_writeback_due(wb->st, sizeof(ids) / sizeof(ids[0]), ids, &n) != RF_OK) {
+    if (due(wb->st, sizeof(ids) / sizeof(ids[0]), ids, &n) != RF_OK) {
         n = 0;
     }
     rf_store_rollback(wb->st); /* read only */
     for (size_t i = 0; i < n && !stopping(wb); i++) {
         rf_job_rec job;
-        bool ok;
+        bool ok, go = true;
 
         if (rf_store_begin(wb->st) != RF_OK) {
             return;
         }
         ok = rf_store_job_get(wb->st, ids[i], &job) == RF_OK;
         rf_store_rollback(wb->st); /* read only */
-        if (ok && write_back(wb, &job) == WB_STOPPED) {
-            rf_job_rec_clear(&job);
-            return;
+        if (ok) {
+            go = handle(wb, &job);
         }
         rf_job_rec_clear(&job);
+        if (!go) {
+            return;
+        }
     }
+}
+
+static bool
+write_one(rf_sheets_wiring *wb, const rf_job_rec *job)
+{
+    return write_back(wb, job) != WB_STOPPED;
+}
+
+/* The writer: every job with write-back that ended since its results were
+ * last written. */
+static void
+scan_writes(rf_sheets_wiring *wb)
+{
+    scan_due(wb, rf_store_jobs_writeback_due, write_one);
 }
 
 /* ---- the reader ---- */
@@ -394,8 +412,9 @@ stored_source(const rf_coord_config *cfg, const rf_job_rec *job, rf_source *src,
     return rv;
 }
 
-/* Reads the rows of one job created before its sheet could be read. */
-static void
+/* Reads the rows of one job created before its sheet could be read; true
+ * (the pass goes on). */
+static bool
 ingest(rf_sheets_wiring *wb, const rf_job_rec *job)
 {
     wait_ctx wc = {wb, job->id, RF_HOLD_SHEETS_READ, rf_mono_ms()};
@@ -435,7 +454,7 @@ ingest(rf_sheets_wiring *wb, const rf_job_rec *job)
                 code);
         rf_rows_free(&rows);
         rf_source_clear(&src);
-        return;
+        return true;
     }
     rf_warn("sheets: job %s fails: its rows could not be read: %s: %s", job->id, code, message);
     rv = rf_jobs_ingest_failed(wb->st, job->id, code[0] != '\0' ? code : "sheet_unreadable",
@@ -447,37 +466,14 @@ out:
     rf_holdback_set(wb->cfg->holdback, job->id, RF_HOLD_SHEETS_READ, false);
     rf_rows_free(&rows);
     rf_source_clear(&src);
+    return true;
 }
 
-/* One pass of the reader: jobs whose rows are still to be read, oldest
- * first. */
+/* The reader: jobs whose rows are still to be read, oldest first. */
 static void
 scan_reads(rf_sheets_wiring *wb)
 {
-    char ids[8][RF_ID_MAX];
-    size_t n = 0;
-
-    if (rf_store_begin(wb->st) != RF_OK) {
-        return;
-    }
-    if (rf_store_jobs_ingest_due(wb->st, sizeof(ids) / sizeof(ids[0]), ids, &n) != RF_OK) {
-        n = 0;
-    }
-    rf_store_rollback(wb->st); /* read only */
-    for (size_t i = 0; i < n && !stopping(wb); i++) {
-        rf_job_rec job;
-        bool ok;
-
-        if (rf_store_begin(wb->st) != RF_OK) {
-            return;
-        }
-        ok = rf_store_job_get(wb->st, ids[i], &job) == RF_OK;
-        rf_store_rollback(wb->st); /* read only */
-        if (ok) {
-            ingest(wb, &job);
-        }
-        rf_job_rec_clear(&job);
-    }
+    scan_due(wb, rf_store_jobs_ingest_due, ingest);
 }
 
 /* ---- threads ---- */
