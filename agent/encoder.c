@@ -956,8 +956,11 @@ rf_open_video(rf_encoder *e, const rf_enc_config *cfg, const rf_container *ct, c
         /* Every fallback and its reason goes with the result. */
         rf_note(e, "%s: %s", vb->encoder, err);
     }
-    if (rv != RF_OK)
+    if (rv != RF_OK) {
+        /* None opened: the unit's error names every backend and its reason. */
+        rf_errf(err, err_len, "no %s encoder opened (%s)", cfg->video_codec, e->note);
         return rv;
+    }
 
     e->vst = avformat_new_stream(e->fmt, NULL);
     if (e->vst == NULL)

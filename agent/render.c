@@ -10,6 +10,7 @@
 #include <glob.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,16 +249,54 @@ diff_states(const rf_layer_state *prev, int n_prev, const rf_layer_state *cur, i
     return n;
 }
 
+/* GPU memory one unit of w x h may take at its peak: the background, the
+ * drawing frame and up to 8 pooled encoder frames (4:2:0, 1.5 bytes per
+ * pixel each), layer textures (about 8 bytes per pixel of the frame for a
+ * busy scene) and what an NVENC session keeps for itself. */
+static size_t
+gpu_bytes_for(const rf_unit *u)
+{
+    size_t px = (size_t)u->width * u->height;
+
+    return px * 15 + px * 8 + ((size_t)96 << 20);
+}
+
+/* Left free for the driver and the rest of the process. */
+#define GPU_HEADROOM ((size_t)256 << 20)
+
+/* One slot at a time checks the GPU's free memory and takes its share, so
+ * that slots starting together do not all count the same free bytes. */
+static pthread_mutex_t gpu_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether the GPU has room for the unit now; a GPU that cannot be asked is
+ * left to rf_comp_create to refuse. */
+static bool
+gpu_has_room(const rf_unit *u)
+{
+    size_t free_b = 0, total_b = 0, need = gpu_bytes_for(u);
+
+    if (rf_comp_gpu_memory(&free_b, &total_b) != RF_OK || free_b >= need + GPU_HEADROOM)
+        return true;
+    rf_warn("unit %s: the GPU has %zu MiB free of %zu and a %ux%u unit may need %zu MiB; "
+            "compositing on the CPU",
+            u->unit_id, free_b >> 20, total_b >> 20, u->width, u->height,
+            (need + GPU_HEADROOM) >> 20);
+    return false;
+}
+
 static rf_err
 open_compositor(const rf_unit *u, const rf_render_opts *o, rf_compositor **comp)
 {
     const char *want = o && o->compositor ? o->compositor : "auto";
-    rf_err rv;
+    rf_err rv = RF_EUNSUPPORTED;
 
-    /* "auto" takes the GPU when one is usable; the CPU compositor is the
-     * fallback and the reference. */
+    /* "auto" takes the GPU when one is usable and has room for the unit;
+     * the CPU compositor is the fallback and the reference. */
     if (strcmp(want, "cpu") != 0) {
-        rv = rf_comp_create("cuda", (int)u->width, (int)u->height, RF_PIX_YUV420P, comp);
+        pthread_mutex_lock(&gpu_mu);
+        if (gpu_has_room(u))
+            rv = rf_comp_create("cuda", (int)u->width, (int)u->height, RF_PIX_YUV420P, comp);
+        pthread_mutex_unlock(&gpu_mu);
         if (rv == RF_OK)
             return RF_OK;
         if (strcmp(want, "cuda") == 0)

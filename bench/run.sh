@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 [ -x build/bench/bench_compose ] && build/bench/bench_compose
+build/bench/bench_encoders 150 1920x1080 2>/dev/null
 build/bench/bench_pipeline "$secs" veryfast 1920x1080
 bash bench/ffmpeg_baseline.sh "$secs" veryfast 1920x1080

@@ -658,6 +658,18 @@ static const rf_comp_ops cpu_ops = {
 /* ------------------------------------------------------ the public API */
 
 rf_err
+rf_comp_gpu_memory(size_t *free_bytes, size_t *total_bytes)
+{
+    *free_bytes = 0;
+    *total_bytes = 0;
+#ifdef RF_HAVE_CUDA
+    return rf_comp_gpu_memory_cuda(free_bytes, total_bytes);
+#else
+    return RF_EUNSUPPORTED;
+#endif
+}
+
+rf_err
 rf_comp_create(const char *backend, int width, int height, rf_pixfmt fmt, rf_compositor **out)
 {
     if (out == NULL)

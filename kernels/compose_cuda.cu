@@ -384,6 +384,20 @@ static const rf_comp_ops cuda_ops = {
 };
 
 extern "C" rf_err
+rf_comp_gpu_memory_cuda(size_t *free_bytes, size_t *total_bytes)
+{
+    size_t f = 0, t = 0;
+    cudaError_t e = cudaMemGetInfo(&f, &t);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: the next call may find a device */
+        return RF_EUNSUPPORTED;
+    }
+    *free_bytes = f;
+    *total_bytes = t;
+    return RF_OK;
+}
+
+extern "C" rf_err
 rf_comp_create_cuda(rf_compositor *c)
 {
     int n = 0;

@@ -14,6 +14,7 @@
 extern "C" {
 #endif
 rf_err rf_comp_create_cuda(rf_compositor *c);
+rf_err rf_comp_gpu_memory_cuda(size_t *free_bytes, size_t *total_bytes);
 #ifdef __cplusplus
 }
 #endif

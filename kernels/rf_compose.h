@@ -70,6 +70,10 @@ typedef struct rf_compositor rf_compositor;
 rf_err rf_comp_create(const char *backend, int width, int height, rf_pixfmt fmt,
                       rf_compositor **out);
 
+/* Free and total memory of the CUDA device the compositor uses, in bytes.
+ * RF_EUNSUPPORTED when built without CUDA or no device is usable. */
+rf_err rf_comp_gpu_memory(size_t *free_bytes, size_t *total_bytes);
+
 /* Name of the backend actually in use: "cpu" or "cuda". */
 const char *rf_comp_backend(const rf_compositor *c);
 

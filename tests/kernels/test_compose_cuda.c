@@ -199,6 +199,26 @@ test_download_touches_only_rects(void **state)
     rf_comp_free(&gpu);
 }
 
+/* The agent sizes its GPU work from this: real numbers, and a frame
+ * allocation shows in them. */
+static void
+test_gpu_memory(void **state)
+{
+    size_t free0 = 0, total = 0, free1 = 0, total1 = 0;
+    rf_compositor *c = NULL;
+    rf_frame big = {0};
+    (void)state;
+
+    assert_int_equal(rf_comp_gpu_memory(&free0, &total), RF_OK);
+    assert_true(total > 0 && free0 > 0 && free0 <= total);
+    assert_int_equal(rf_comp_create("cuda", 3840, 2160, RF_PIX_YUV420P, &c), RF_OK);
+    assert_int_equal(rf_comp_frame_alloc(c, &big), RF_OK);
+    assert_int_equal(rf_comp_gpu_memory(&free1, &total1), RF_OK);
+    assert_true(total1 == total && free1 < free0); /* at least the 12 MB frame */
+    rf_comp_frame_free(c, &big);
+    rf_comp_free(&c);
+}
+
 int
 main(void)
 {
@@ -214,6 +234,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_matches_cpu),
         cmocka_unit_test(test_download_touches_only_rects),
+        cmocka_unit_test(test_gpu_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
