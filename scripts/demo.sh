@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 HTTP_PORT=${RF_DEMO_HTTP_PORT:-18080}
 NNG_PORT=${RF_DEMO_NNG_PORT:-15555}
-data="$root/demo-data"
+data=${RF_DEMO_DATA:-"$root/demo-data"}
 sheet="$root/examples/sheet.csv"
 start=$(date +%s)
 
-bash scripts/setup.sh
-bash scripts/build.sh
+# The test of this script (it_demo) runs it on a tree ctest has just built.
+if [ "${RF_DEMO_NO_SETUP:-0}" != 1 ]; then
+    bash scripts/setup.sh
+    bash scripts/build.sh
+fi
 mkdir -p "$data/logs"
 
 for port in "$HTTP_PORT" "$NNG_PORT"; do
