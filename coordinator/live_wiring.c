@@ -684,8 +684,20 @@ queue_backlog(rf_live *lv)
     }
     if (total > 0) {
         rf_info("live: %zu events from before the restart have their webhooks queued now", total);
+        return RF_OK;
     }
-    return RF_OK;
+    /* Nothing owed: the events since the cursor (of jobs without a
+     * callback_url) need not be scanned again at the next start. */
+    rf_err rv = rf_store_begin(lv->st);
+    if (rv == RF_OK) {
+        rv = rf_store_webhook_cursor_to_end(lv->st);
+        if (rv == RF_OK) {
+            rv = rf_store_commit(lv->st);
+        } else {
+            rf_store_rollback(lv->st);
+        }
+    }
+    return rv;
 }
 
 rf_err

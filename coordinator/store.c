@@ -2133,6 +2133,22 @@ rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d)
 }
 
 rf_err
+rf_store_webhook_cursor_to_end(rf_store *st)
+{
+    sqlite3_stmt *s = NULL;
+    rf_err rv =
+        prep(st,
+             "UPDATE webhook_cursor SET event_id = (SELECT COALESCE(MAX(id), 0) FROM events)"
+             " WHERE id = 1",
+             &s);
+
+    if (rv != RF_OK) {
+        return rv;
+    }
+    return step_done(st, s, "move the webhook cursor to the end");
+}
+
+rf_err
 rf_store_webhook_backlog(rf_store *st, int64_t after_id, size_t limit, rf_event_rec **out,
                          size_t *n)
 {

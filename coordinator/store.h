@@ -339,6 +339,9 @@ rf_err rf_store_webhook_enqueue(rf_store *st, rf_webhook_delivery *d);
  * that make webhooks, of jobs with a callback_url; oldest first. */
 rf_err rf_store_webhook_backlog(rf_store *st, int64_t after_id, size_t limit, rf_event_rec **out,
                                 size_t *n);
+/* Moves the outbox cursor to the last event: for a start-up that found no
+ * backlog, so that the next one scans only what comes after. */
+rf_err rf_store_webhook_cursor_to_end(rf_store *st);
 rf_err rf_store_webhook_claim(rf_store *st, int64_t now_ms, int64_t lease_ms,
                               rf_webhook_delivery *out, int64_t *next_due_ms);
 rf_err rf_store_webhook_record(rf_store *st, const rf_webhook_attempt *a, int64_t now_ms);
