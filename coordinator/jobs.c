@@ -244,6 +244,18 @@ copy_str(char *dst, const char *src, size_t len)
 
 /* ---- events and state changes ---- */
 
+/* Ends the caller's transaction: commits when rv is RF_OK, else rolls back
+ * and returns rv. */
+static rf_err
+end_tx(rf_store *st, rf_err rv)
+{
+    if (rv != RF_OK) {
+        rf_store_rollback(st);
+        return rv;
+    }
+    return rf_store_commit(st);
+}
+
 /* Writes an event; steals data. */
 static rf_err
 emit(rf_store *st, const char *job_id, const char *type, json_t *data, int64_t now_ms)
@@ -716,11 +728,7 @@ rf_jobs_create_as(rf_store *st, const rf_coord_config *cfg, const rf_job_owner *
     if (rv == RF_OK && idem_key != NULL) {
         rv = rf_idem_attach_job(st, job.tenant, idem_key, job.id, now_ms);
     }
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    rv = rf_store_commit(st);
+    rv = end_tx(st, rv);
     if (rv == RF_OK) {
         copy_str(job_id, job.id, RF_ID_MAX);
         rf_info("job %s created for tenant %s by %s: '%s', %zu rows%s", job.id, job.tenant,
@@ -774,11 +782,7 @@ rf_jobs_ingest(rf_store *st, const rf_coord_config *cfg, const char *job_id, rf_
         rv = job_refresh(st, job_id, now_ms);
     }
     rf_job_rec_clear(&job);
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    rv = rf_store_commit(st);
+    rv = end_tx(st, rv);
     if (rv == RF_OK) {
         rf_info("job %s: %zu rows read from its sheet in %lld ms", job_id, rows->n,
                 (long long)read_ms);
@@ -803,11 +807,7 @@ rf_jobs_ingest_failed(rf_store *st, const char *job_id, const char *code, const 
         rv = job_set_state(st, &job, "failed", message, code, message, now_ms);
     }
     rf_job_rec_clear(&job);
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    return rf_store_commit(st);
+    return end_tx(st, rv);
 }
 
 rf_err
@@ -1667,11 +1667,7 @@ rf_jobs_progress(rf_store *st, const rf_coord_config *cfg, const rf_progress *p,
     if (rv == RF_OK) {
         rv = rf_store_notify(st, u.job_id, "job.progress", NULL, now_ms); /* live feed, ETA */
     }
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    rv = rf_store_commit(st);
+    rv = end_tx(st, rv);
     if (rv == RF_OK) {
         *expires_ms = (uint64_t)u.lease_expires_at;
         rf_debug("progress unit %s: %u/%u frames (%s)", u.id, u.frames_done, u.frames_total,
@@ -1758,11 +1754,7 @@ rf_jobs_complete(rf_store *st, const rf_coord_config *cfg, const rf_complete *c,
                 u.job_id, u.rendition, c->agent_id, u.output_path, (unsigned long long)u.size_bytes,
                 u.encoder, u.render_ms);
     }
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    return rf_store_commit(st);
+    return end_tx(st, rv);
 }
 
 rf_err
@@ -1803,11 +1795,7 @@ rf_jobs_fail(rf_store *st, const rf_coord_config *cfg, const rf_fail *f, int64_t
                        f->error_message[0] != '\0' ? f->error_message : "the agent gave no reason",
                        now_ms);
     }
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    return rf_store_commit(st);
+    return end_tx(st, rv);
 }
 
 rf_err
@@ -2088,11 +2076,7 @@ rf_jobs_action(rf_store *st, const rf_coord_config *cfg, const char *tenant, con
     }
 out:
     rf_job_rec_clear(&job);
-    if (rv != RF_OK) {
-        rf_store_rollback(st);
-        return rv;
-    }
-    rv = rf_store_commit(st);
+    rv = end_tx(st, rv);
     if (rv == RF_OK) {
         rf_info("job %s: %s by %s: %s -> %s", job_id, rf_job_action_name(action),
                 actor != NULL ? actor : "-", res->prior_state, res->state);
