@@ -18,27 +18,6 @@
 
 #define T0 1700000000000LL
 
-static int
-setup(void **state)
-{
-    tu_env *env = calloc(1, sizeof(*env));
-
-    if (env == NULL || tu_env_open(env) != 0) {
-        return -1;
-    }
-    *state = env;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    tu_env *env = *state;
-    tu_env_close(env);
-    free(env);
-    return 0;
-}
-
 static void
 create_as(tu_env *env, const char *tenant, int64_t now, char id[RF_ID_MAX])
 {
@@ -216,8 +195,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens),
-        cmocka_unit_test_setup_teardown(test_pages_stable_while_creating, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ascending_and_percent_sort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pages_stable_while_creating, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_ascending_and_percent_sort, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,27 +20,6 @@
 #define TTL (24LL * 3600 * 1000)
 #define INFLIGHT 120000LL
 
-static int
-setup(void **state)
-{
-    tu_env *env = calloc(1, sizeof(*env));
-
-    if (env == NULL || tu_env_open(env) != 0) {
-        return -1;
-    }
-    *state = env;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    tu_env *env = *state;
-    tu_env_close(env);
-    free(env);
-    return 0;
-}
-
 static rf_idem_verdict
 begin(tu_env *env, const char *tenant, const char *key, const char *hash, int64_t now,
       rf_idem_hit *hit)
@@ -196,11 +175,11 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_is_canonical),
         cmocka_unit_test(test_key_syntax),
-        cmocka_unit_test_setup_teardown(test_first_use_replay_and_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_frees_the_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abandoned_and_expired, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_attached_in_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_use_replay_and_mismatch, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_frees_the_key, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_and_expired, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_job_attached_in_create, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_purge, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

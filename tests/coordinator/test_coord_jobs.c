@@ -35,12 +35,13 @@ static const char *const REQ_1ROW =
 static int
 setup(void **state)
 {
-    tu_env *env = calloc(1, sizeof(*env));
+    tu_env *env;
     rf_hello h;
 
-    if (env == NULL || tu_env_open(env) != 0) {
+    if (tu_setup(state) != 0) {
         return -1;
     }
+    env = *state;
     memset(&h, 0, sizeof(h));
     snprintf(h.agent_id, sizeof(h.agent_id), "agent-a");
     snprintf(h.hostname, sizeof(h.hostname), "host-a");
@@ -53,16 +54,6 @@ setup(void **state)
     if (rf_jobs_agent_hello(env->st, &h, T0) != RF_OK) {
         return -1;
     }
-    *state = env;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    tu_env *env = *state;
-    tu_env_close(env);
-    free(env);
     return 0;
 }
 
@@ -963,26 +954,27 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_with_invalid_row, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rows_read_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tenant_quota, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_priority_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_matches_encoders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_row_order_within_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_agent_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unit_fields_and_overrides, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_expiry_requeue_and_fencing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_attempts_agent_lost, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail_retryable_then_final, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_complete_missing_file_fails_unit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_complete_wrong_size_fails_unit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_canceled_job_refuses_progress, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_rows_invalid_job_fails_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_rows_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_platform_mapping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_row_validation_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_percent_weighted_by_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_create_with_invalid_row, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_rows_read_later, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_quota, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_priority_order, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_matches_encoders, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_row_order_within_job, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_agent_refused, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unit_fields_and_overrides, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_requeue_and_fencing, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_agent_lost, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_fail_retryable_then_final, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_complete_missing_file_fails_unit, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_complete_wrong_size_fails_unit, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_canceled_job_refuses_progress, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_all_rows_invalid_job_fails_at_once, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_rows_skipped, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_platform_mapping, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_row_validation_messages, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_percent_weighted_by_frames, setup, tu_teardown),
         cmocka_unit_test(test_resolution_mapping),
         cmocka_unit_test(test_slugify),
         cmocka_unit_test(test_transition_table),

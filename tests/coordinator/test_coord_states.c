@@ -328,22 +328,13 @@ test_unknown_and_foreign_jobs(void **state)
 static int
 setup(void **state)
 {
-    tu_env *env = calloc(1, sizeof(*env));
+    tu_env *env;
 
-    if (env == NULL || tu_env_open(env) != 0) {
+    if (tu_setup(state) != 0) {
         return -1;
     }
+    env = *state;
     hello(env, "agent-a");
-    *state = env;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    tu_env *env = *state;
-    tu_env_close(env);
-    free(env);
     return 0;
 }
 
@@ -642,17 +633,18 @@ main(void)
         cmocka_unit_test(test_table_function),
         cmocka_unit_test(test_every_cell),
         cmocka_unit_test(test_unknown_and_foreign_jobs),
-        cmocka_unit_test_setup_teardown(test_pause_lets_in_flight_finish, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pausing_unit_lapse_gives_paused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_tells_agent_to_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_canceling_keeps_finished_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_lets_in_flight_finish, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_pausing_unit_lapse_gives_paused, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_tells_agent_to_stop, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_canceling_keeps_finished_work, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_canceling_retryable_failure_not_requeued, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_canceling_lapse_gives_canceled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_requeues_failed_items_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_with_nothing_to_retry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stored_progress_follows_heartbeats, setup, teardown),
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_canceling_lapse_gives_canceled, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_requeues_failed_items_only, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_with_nothing_to_retry, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_deadline, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_stored_progress_follows_heartbeats, setup,
+                                        tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

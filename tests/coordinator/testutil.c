@@ -114,3 +114,26 @@ tu_count_events(tu_env *env, const char *job_id, const char *type)
     rf_event_recs_free(evs, n);
     return count;
 }
+
+int
+tu_setup(void **state)
+{
+    tu_env *env = calloc(1, sizeof(*env));
+
+    if (env == NULL || tu_env_open(env) != 0) {
+        free(env);
+        return -1;
+    }
+    *state = env;
+    return 0;
+}
+
+int
+tu_teardown(void **state)
+{
+    tu_env *env = *state;
+
+    tu_env_close(env);
+    free(env);
+    return 0;
+}

@@ -22,6 +22,11 @@ int tu_env_open(tu_env *env);
 /* Closes the store and removes the temp dir. */
 void tu_env_close(tu_env *env);
 
+/* cmocka fixtures: *state becomes a heap tu_env opened with tu_env_open
+ * (setup returns -1 when that fails), closed and freed by tu_teardown. */
+int tu_setup(void **state);
+int tu_teardown(void **state);
+
 /* Parses request_json, reads its source and creates the job at now_ms;
  * fails the test on any error. */
 void tu_create_job(tu_env *env, const char *request_json, int64_t now_ms, char job_id[RF_ID_MAX]);
