@@ -230,8 +230,6 @@ rf_pick_language(const char *text, size_t len)
 
 /* --- synthesis ---------------------------------------------------------- */
 
-static size_t rf_utf8_chars(const char *s, size_t len);
-
 /* Resamples mono 16-bit at in_rate to mono float at RF_AUDIO_RATE. */
 static rf_err
 rf_resample(const int16_t *in, size_t n_in, int in_rate, float **out, size_t *n_out, char *err,
@@ -609,16 +607,6 @@ rf_narration_free(rf_narration *n)
 }
 
 /* --- captions ------------------------------------------------------------ */
-
-static size_t
-rf_utf8_chars(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            n++;
-    return n;
-}
 
 static bool
 rf_is_sentence_end_cp(uint32_t cp, bool *needs_space)

@@ -2,6 +2,7 @@
 #ifndef RF_UTIL_H
 #define RF_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,11 @@ void rf_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((for
 
 /* Copies src into dst (size len) NUL-terminated; RF_ETOOBIG if it did not fit. */
 rf_err rf_strlcpy(char *dst, const char *src, size_t len);
+
+/* Code points in s[0..len) of valid UTF-8 (continuation bytes not counted). */
+size_t rf_utf8_chars(const char *s, size_t len);
+
+/* Whether s is one of list (NULL-terminated), byte for byte. */
+bool rf_str_in_list(const char *s, const char *const *list);
 
 #endif

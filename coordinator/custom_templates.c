@@ -13,44 +13,6 @@
 static const char *const logo_positions[] = {"top_left",     "top_right", "bottom_left",
                                              "bottom_right", "none",      NULL};
 
-static bool
-in_list(const char *s, const char *const *list)
-{
-    for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool
-color_ok(const char *s)
-{
-    if (strlen(s) != 7 || s[0] != '#') {
-        return false;
-    }
-    for (int i = 1; i < 7; i++) {
-        if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static size_t
-utf8_chars(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80) {
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Lowercased copy of an optional enum string into obj[key] (normalised in
  * place), checked against list; def when absent. */
 static rf_err
@@ -72,7 +34,7 @@ enum_field(json_t *obj, const char *key, const char *path, const char *const *li
     for (size_t i = 0; i <= n; i++) {
         buf[i] = (char)tolower((unsigned char)json_string_value(v)[i]);
     }
-    if (strlen(buf) != n || !in_list(buf, list)) {
+    if (strlen(buf) != n || !rf_str_in_list(buf, list)) {
         rf_verr_set(err, path, "invalid_value", "%s must be one of %s", path, allowed);
         return RF_EINVAL;
     }
@@ -158,7 +120,7 @@ parse_settings(json_t *settings, rf_verr *err)
                   json_array_size(colors) <= RF_MAX_COLORS;
         json_array_foreach(colors, i, c)
         {
-            ok = ok && json_is_string(c) && color_ok(json_string_value(c));
+            ok = ok && json_is_string(c) && rf_template_color_valid(json_string_value(c));
         }
         if (!ok) {
             rf_verr_set(err, "settings.style.colors", "invalid_value",
@@ -231,7 +193,8 @@ rf_ctpl_parse(const char *body, size_t len, rf_tpl_rec *out, rf_verr *err)
     if (!json_is_string(name) || json_string_length(name) == 0 ||
         json_string_length(name) >= sizeof(out->name) ||
         json_string_length(name) != strlen(json_string_value(name)) ||
-        utf8_chars(json_string_value(name)) > RF_CTPL_NAME_MAX_CHARS) {
+        rf_utf8_chars(json_string_value(name), strlen(json_string_value(name))) >
+            RF_CTPL_NAME_MAX_CHARS) {
         rf_verr_set(err, "name", name == NULL ? "required" : "invalid_value",
                     "name must be a string of 1 to %d characters", RF_CTPL_NAME_MAX_CHARS);
         rv = RF_EINVAL;
@@ -383,7 +346,8 @@ rf_ctpl_load_resolved(const char *json, rf_resolved_template *out)
     colors = json_object_get(r, "colors");
     json_array_foreach(colors, i, v)
     {
-        if (out->n_colors < RF_MAX_COLORS && json_is_string(v) && color_ok(json_string_value(v))) {
+        if (out->n_colors < RF_MAX_COLORS && json_is_string(v) &&
+            rf_template_color_valid(json_string_value(v))) {
             snprintf(out->colors[out->n_colors++], 8, "%s", json_string_value(v));
         }
     }

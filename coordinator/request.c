@@ -54,20 +54,6 @@ rf_job_spec_clear(rf_job_spec *spec)
     memset(spec, 0, sizeof(*spec));
 }
 
-/* Number of UTF-8 code points (jansson has already checked the encoding). */
-static size_t
-utf8_chars(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80) {
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Lowercases s into out, dropping '.' so that "H.264" reads as "h264".
  * Returns false if it does not fit. */
 static bool
@@ -88,17 +74,6 @@ normalise(const char *s, char *out, size_t len)
     return true;
 }
 
-static bool
-in_list(const char *s, const char *const *list)
-{
-    for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* An optional string enum: missing or null -> def. */
 static rf_err
 get_enum(const json_t *obj, const char *key, const char *path, const char *const *allowed,
@@ -115,7 +90,7 @@ get_enum(const json_t *obj, const char *key, const char *path, const char *const
                     allowed_text);
         return RF_EINVAL;
     }
-    if (!normalise(json_string_value(v), out, len) || !in_list(out, allowed)) {
+    if (!normalise(json_string_value(v), out, len) || !rf_str_in_list(out, allowed)) {
         rf_verr_set(err, path, "invalid_value", "%s must be one of %s", path, allowed_text);
         return RF_EINVAL;
     }
@@ -196,7 +171,8 @@ parse_title(const json_t *root, rf_job_spec *out, rf_verr *err)
     }
     memcpy(out->title, s, n);
     out->title[n] = '\0';
-    if (memchr(s, '\0', n) != NULL || utf8_chars(out->title) > RF_JOB_TITLE_MAX_CHARS) {
+    if (memchr(s, '\0', n) != NULL ||
+        rf_utf8_chars(out->title, strlen(out->title)) > RF_JOB_TITLE_MAX_CHARS) {
         rf_verr_set(err, "title", "too_long", "title must be at most %d characters",
                     RF_JOB_TITLE_MAX_CHARS);
         return RF_EINVAL;
@@ -372,20 +348,6 @@ check_override(json_t *ov, const char *key, bool (*valid)(const char *), const c
     return RF_OK;
 }
 
-static bool
-color_ok(const char *s)
-{
-    if (strlen(s) != 7 || s[0] != '#') {
-        return false;
-    }
-    for (int i = 1; i < 7; i++) {
-        if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static rf_err
 check_string_override(json_t *ov, const char *key, size_t max, rf_verr *err)
 {
@@ -488,7 +450,7 @@ parse_template(const json_t *root, rf_template_lookup_fn lookup, void *lookup_ct
                   json_array_size(colors) <= RF_MAX_COLORS;
         json_array_foreach(colors, i, c)
         {
-            ok = ok && json_is_string(c) && color_ok(json_string_value(c));
+            ok = ok && json_is_string(c) && rf_template_color_valid(json_string_value(c));
         }
         if (!ok) {
             rf_verr_set(err, "template.overrides.colors", "invalid_value",

@@ -129,3 +129,17 @@ rf_template_id_valid(const char *s, size_t len)
     }
     return true;
 }
+
+bool
+rf_template_color_valid(const char *s)
+{
+    if (strlen(s) != 7 || s[0] != '#') {
+        return false;
+    }
+    for (int i = 1; i < 7; i++) {
+        if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -38,4 +38,7 @@ bool rf_voice_valid(const char *voice);
 /* A custom template id: len (== strlen(s)) is 1..63 bytes of [A-Za-z0-9_.-]. */
 bool rf_template_id_valid(const char *s, size_t len);
 
+/* A template colour: "#" and six hex digits. */
+bool rf_template_color_valid(const char *s);
+
 #endif
