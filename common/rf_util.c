@@ -388,3 +388,25 @@ rf_str_in_list(const char *s, const char *const *list)
     }
     return false;
 }
+
+size_t
+rf_bodybuf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    rf_bodybuf *b = userdata;
+    size_t n = size * nmemb;
+    char *grown;
+
+    if (n > b->max || b->len > b->max - n) {
+        b->too_big = true;
+        return 0;
+    }
+    grown = realloc(b->data, b->len + n + 1);
+    if (grown == NULL) {
+        return 0;
+    }
+    b->data = grown;
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}

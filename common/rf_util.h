@@ -50,4 +50,18 @@ size_t rf_utf8_chars(const char *s, size_t len);
 /* Whether s is one of list (NULL-terminated), byte for byte. */
 bool rf_str_in_list(const char *s, const char *const *list);
 
+/* A response body read into memory: at most max bytes, NUL-terminated
+ * (data stays NULL while empty). The caller frees data. */
+typedef struct rf_bodybuf {
+    char *data;
+    size_t len;
+    size_t max;
+    bool too_big; /* more than max arrived; the transfer was aborted */
+} rf_bodybuf;
+
+/* Appends a chunk to the rf_bodybuf at userdata, with the shape of libcurl's
+ * CURLOPT_WRITEFUNCTION: returns size * nmemb, or 0 (which aborts the
+ * transfer) past max or when out of memory. */
+size_t rf_bodybuf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+
 #endif

@@ -114,15 +114,7 @@ parse_settings(json_t *settings, rf_verr *err)
     }
     colors = json_object_get(style, "colors");
     if (colors != NULL && !json_is_null(colors)) {
-        size_t i;
-        const json_t *c;
-        bool ok = json_is_array(colors) && json_array_size(colors) >= 1 &&
-                  json_array_size(colors) <= RF_MAX_COLORS;
-        json_array_foreach(colors, i, c)
-        {
-            ok = ok && json_is_string(c) && rf_template_color_valid(json_string_value(c));
-        }
-        if (!ok) {
+        if (!rf_template_colors_valid(colors)) {
             rf_verr_set(err, "settings.style.colors", "invalid_value",
                         "settings.style.colors must be an array of 1 to %d \"#RRGGBB\" strings",
                         RF_MAX_COLORS);

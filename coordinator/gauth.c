@@ -257,34 +257,6 @@ out:
 
 /* ---- the token request ---- */
 
-typedef struct body_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-} body_buf;
-
-static size_t
-body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    body_buf *b = userdata;
-    size_t n = size * nmemb;
-    char *grown;
-
-    if (b->len + n > TOKEN_RESPONSE_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL) {
-        return 0;
-    }
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 /* Maps a token endpoint refusal ({"error", "error_description"}) to what
  * users should do. */
 static void
@@ -325,7 +297,7 @@ fetch_token(rf_gauth *g, const char *scope, token_slot *slot, rf_gerror *e)
 {
     char *assertion = NULL, *form = NULL, *escaped = NULL;
     char curl_err[CURL_ERROR_SIZE] = "";
-    body_buf b = {0};
+    rf_bodybuf b = {.max = TOKEN_RESPONSE_MAX};
     CURL *h = NULL;
     CURLcode rc;
     long status = 0;
@@ -363,7 +335,7 @@ fetch_token(rf_gauth *g, const char *scope, token_slot *slot, rf_gerror *e)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)g->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)g->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rf_bodybuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "renderfarm-coordinator/0.1");

@@ -444,15 +444,7 @@ parse_template(const json_t *root, rf_template_lookup_fn lookup, void *lookup_ct
     }
     colors = json_object_get(ov, "colors");
     if (colors != NULL && !json_is_null(colors)) {
-        size_t i;
-        const json_t *c;
-        bool ok = json_is_array(colors) && json_array_size(colors) >= 1 &&
-                  json_array_size(colors) <= RF_MAX_COLORS;
-        json_array_foreach(colors, i, c)
-        {
-            ok = ok && json_is_string(c) && rf_template_color_valid(json_string_value(c));
-        }
-        if (!ok) {
+        if (!rf_template_colors_valid(colors)) {
             rf_verr_set(err, "template.overrides.colors", "invalid_value",
                         "template.overrides.colors must be an array of 1 to %d \"#RRGGBB\" "
                         "strings",

@@ -364,34 +364,9 @@ wait_for(const rf_sheets_hooks *hooks, const char *reason, int64_t ms, int attem
 /* ---- one HTTP exchange ---- */
 
 typedef struct xfer {
-    rf_sheets_response *resp;
-    size_t max;
-    bool too_big;
+    rf_bodybuf body; /* moved into the response when the exchange ends */
     int64_t retry_after_ms;
 } xfer;
-
-static size_t
-xfer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    xfer *x = userdata;
-    rf_sheets_response *r = x->resp;
-    size_t n = size * nmemb;
-    char *grown;
-
-    if (r->len + n > x->max) {
-        x->too_big = true;
-        return 0;
-    }
-    grown = realloc(r->body, r->len + n + 1);
-    if (grown == NULL) {
-        return 0;
-    }
-    r->body = grown;
-    memcpy(r->body + r->len, ptr, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
 
 static size_t
 xfer_header(char *buf, size_t size, size_t nitems, void *userdata)
@@ -434,8 +409,7 @@ http_once(const rf_sheets_client *c, const char *url, const char *bearer, const 
         return CURLE_OUT_OF_MEMORY;
     }
     memset(x, 0, sizeof(*x));
-    x->resp = resp;
-    x->max = (size_t)c->cfg.max_response_bytes;
+    x->body.max = (size_t)c->cfg.max_response_bytes;
     if (bearer != NULL) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
         grown = curl_slist_append(headers, auth);
@@ -469,8 +443,8 @@ http_once(const rf_sheets_client *c, const char *url, const char *bearer, const 
                      (long)(c->cfg.timeout_ms < 10000 ? c->cfg.timeout_ms : 10000));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip: Google compresses values */
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, xfer_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rf_bodybuf_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, xfer_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
@@ -481,6 +455,9 @@ http_once(const rf_sheets_client *c, const char *url, const char *bearer, const 
         snprintf(resp->content_type, sizeof(resp->content_type), "%s", ctype);
     }
 out:
+    resp->body = x->body.data;
+    resp->len = x->body.len;
+    x->body.data = NULL;
     curl_slist_free_all(headers);
     curl_easy_cleanup(h);
     return rc;
@@ -700,7 +677,7 @@ rf_sheets_request(rf_sheets_client *c, rf_sheets_access access, const char *scop
         rc = http_once(c, url, token[0] != '\0' ? token : NULL, json_body, follow_redirects, resp,
                        &x, curl_err);
         memset(token, 0, sizeof(token));
-        if (x.too_big) {
+        if (x.body.too_big) {
             rf_gerror_set(e, "range_too_large", 0, NULL,
                           "Google's answer for '%s' is larger than %lld bytes: read a smaller "
                           "range",

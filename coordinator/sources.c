@@ -381,35 +381,6 @@ csv_rows(const char *field, const char *buf, size_t len, const rf_coord_config *
     return rv;
 }
 
-typedef struct fetch_buf {
-    char *data;
-    size_t len;
-    size_t max;
-    bool too_big;
-} fetch_buf;
-
-static size_t
-fetch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    fetch_buf *b = userdata;
-    size_t n = size * nmemb;
-    char *grown;
-
-    if (b->len + n > b->max) {
-        b->too_big = true;
-        return 0; /* aborts the transfer */
-    }
-    grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL) {
-        return 0;
-    }
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static bool
 csvish_content_type(const char *ct)
 {
@@ -429,7 +400,7 @@ csvish_content_type(const char *ct)
 }
 
 static rf_err
-csv_fetch(const char *url, const rf_coord_config *cfg, fetch_buf *b, rf_verr *err)
+csv_fetch(const char *url, const rf_coord_config *cfg, rf_bodybuf *b, rf_verr *err)
 {
     char curl_err[CURL_ERROR_SIZE] = "";
     CURL *h = curl_easy_init();
@@ -454,7 +425,7 @@ csv_fetch(const char *url, const rf_coord_config *cfg, fetch_buf *b, rf_verr *er
                      (long)(cfg->csv_fetch_timeout_ms < 10000 ? cfg->csv_fetch_timeout_ms : 10000));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->csv_max_bytes);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rf_bodybuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "renderfarm-coordinator/0.1");
@@ -529,7 +500,7 @@ csv_read(rf_source *src, const rf_coord_config *cfg, rf_rows *out, rf_verr *err)
         free(text);
         return rv;
     }
-    fetch_buf b = {0};
+    rf_bodybuf b = {0};
     rv = csv_fetch(src->url, cfg, &b, err);
     if (rv == RF_OK) {
         rv = csv_rows("input_source.url", b.data != NULL ? b.data : "", b.len, cfg, out, err);

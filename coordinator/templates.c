@@ -143,3 +143,22 @@ rf_template_color_valid(const char *s)
     }
     return true;
 }
+
+bool
+rf_template_colors_valid(const json_t *colors)
+{
+    size_t i;
+    const json_t *c;
+
+    if (!json_is_array(colors) || json_array_size(colors) < 1 ||
+        json_array_size(colors) > RF_MAX_COLORS) {
+        return false;
+    }
+    json_array_foreach(colors, i, c)
+    {
+        if (!json_is_string(c) || !rf_template_color_valid(json_string_value(c))) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 typedef struct rf_template {
     const char *id;
     const char *name;
@@ -40,5 +42,8 @@ bool rf_template_id_valid(const char *s, size_t len);
 
 /* A template colour: "#" and six hex digits. */
 bool rf_template_color_valid(const char *s);
+
+/* A template's colour list: a JSON array of 1 to RF_MAX_COLORS colours. */
+bool rf_template_colors_valid(const json_t *colors);
 
 #endif

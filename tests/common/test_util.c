@@ -369,6 +369,35 @@ test_log_first_line_exact(void **state)
     free(data);
 }
 
+static void
+test_bodybuf(void **state)
+{
+    rf_bodybuf b = {.max = 8};
+    char chunk[] = "abcdefghij";
+
+    /* Chunks append and stay NUL-terminated; exactly max bytes fit. */
+    assert_int_equal(rf_bodybuf_write(chunk, 1, 3, &b), 3);
+    assert_int_equal(rf_bodybuf_write(chunk + 3, 5, 1, &b), 5);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "abcdefgh");
+    assert_false(b.too_big);
+    /* One byte more aborts the transfer and keeps what was read. */
+    assert_int_equal(rf_bodybuf_write(chunk, 1, 1, &b), 0);
+    assert_true(b.too_big);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "abcdefgh");
+    free(b.data);
+
+    /* A chunk larger than max on its own, and sizes that would wrap. */
+    b = (rf_bodybuf){.max = 4};
+    assert_int_equal(rf_bodybuf_write(chunk, 1, 5, &b), 0);
+    assert_true(b.too_big);
+    assert_null(b.data);
+    b = (rf_bodybuf){.max = 4, .len = 2};
+    assert_int_equal(rf_bodybuf_write(chunk, 1, SIZE_MAX, &b), 0);
+    assert_true(b.too_big);
+}
+
 int
 main(void)
 {
@@ -382,6 +411,7 @@ main(void)
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_log_lines),
         cmocka_unit_test(test_log_first_line_exact),
+        cmocka_unit_test(test_bodybuf),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

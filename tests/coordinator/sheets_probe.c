@@ -13,7 +13,8 @@
  * Options: --api-base URL, --csv-base URL, --api-key KEY, --credentials
  * FILE, --no-csv, --max-rows N, --max-retries N, --backoff-ms N,
  * --backoff-max-ms N, --read-per-min N, --write-per-min N, --batch-ranges N,
- * --timeout-ms N, --quota-window-ms N, --stop-after-waits N (the wait hook says stop).
+ * --timeout-ms N, --quota-window-ms N, --max-response-bytes N, --stop-after-waits N (the
+ * wait hook says stop).
  *
  * Failures print {"ok": false, "error_code", "message", "http_status"} and
  * exit 1; usage errors exit 2. */
@@ -393,6 +394,8 @@ main(int argc, char **argv)
             cfg.quota_window_ms = strtoll(v, NULL, 10);
         } else if (strcmp(k, "--timeout-ms") == 0) {
             cfg.timeout_ms = strtoll(v, NULL, 10);
+        } else if (strcmp(k, "--max-response-bytes") == 0) {
+            cfg.max_response_bytes = strtoll(v, NULL, 10);
         } else if (strcmp(k, "--stop-after-waits") == 0) {
             p.stop_after = strtol(v, NULL, 10);
         } else {

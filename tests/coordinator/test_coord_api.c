@@ -29,34 +29,12 @@ typedef struct fixture {
     int port;
 } fixture;
 
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
 typedef struct response {
     long status;
-    buf body;
-    buf headers;
+    rf_bodybuf body;
+    rf_bodybuf headers;
     json_t *json;
 } response;
-
-static size_t
-collect(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    buf *b = userdata;
-    size_t n = size * nmemb;
-    char *grown = realloc(b->data, b->len + n + 1);
-
-    if (grown == NULL) {
-        return 0;
-    }
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 typedef struct chunk_src {
     const char *data;
@@ -94,15 +72,16 @@ http(fixture *fx, const char *method, const char *path, const char *body, size_t
     CURLcode rc;
 
     memset(r, 0, sizeof(*r));
+    r->body.max = r->headers.max = SIZE_MAX;
     assert_non_null(h);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx->port, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rf_bodybuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rf_bodybuf_write);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &r->headers);
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
         hl = curl_slist_append(hl, headers[i]);

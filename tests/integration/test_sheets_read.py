@@ -335,6 +335,17 @@ def test_row_limit(env):
           doc["validation"]["errors"])
 
 
+def test_response_byte_limit(env):
+    # Google's answer for 100 rows is a few KiB: over a 1 KiB limit the read
+    # stops mid-body and says so, instead of buffering without bound.
+    doc = env.probe("fetch", "rows100", "A1:J100", extra=["--max-response-bytes", "1024"],
+                    expect_ok=False)
+    check(doc["error_code"] == "range_too_large", doc)
+    check("larger than 1024 bytes" in doc["message"], doc["message"])
+    doc = env.probe("fetch", "rows100", "A1:J100", extra=["--max-response-bytes", "1048576"])
+    check(len(doc["rows"]) == 99, len(doc["rows"]))  # the header row is not data
+
+
 # ---- /sheets/connect ----
 
 def seed_validate_sheet_data(connection):
@@ -435,6 +446,7 @@ def main():
              test_csv_export_fallback, test_csv_export_private_sheet, test_no_access_configured,
              test_errors, test_rate_limit_retried, test_unavailable_and_network,
              test_range_forms, test_shuffled_header, test_letters_without_header, test_row_limit,
+             test_response_byte_limit,
              test_connect_clean_sheet, test_connect_levels_on_messy_sheet,
              test_connect_large_batch, test_1000_rows]
 
