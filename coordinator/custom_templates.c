@@ -156,22 +156,14 @@ parse_settings(json_t *settings, rf_verr *err)
 rf_err
 rf_ctpl_parse(const char *body, size_t len, rf_tpl_rec *out, rf_verr *err)
 {
-    json_error_t jerr;
     json_t *root = NULL, *settings = NULL;
     const json_t *id, *name, *desc;
-    rf_err rv = RF_OK;
+    rf_err rv;
 
     memset(out, 0, sizeof(*out));
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        rf_verr_set(err, "body", "malformed_json", "malformed JSON at line %d, column %d: %s",
-                    jerr.line, jerr.column, jerr.text);
-        return RF_EINVAL;
-    }
-    if (!json_is_object(root)) {
-        rf_verr_set(err, "body", "invalid_type", "the request body must be a JSON object");
-        rv = RF_EINVAL;
-        goto out;
+    rv = rf_verr_json_body(body, len, &root, err);
+    if (rv != RF_OK) {
+        return rv;
     }
     id = json_object_get(root, "template_id");
     if (!json_is_string(id) ||

@@ -526,22 +526,14 @@ rf_job_request_parse_ex(const char *body, size_t len, const rf_coord_config *cfg
                         rf_template_lookup_fn lookup, void *lookup_ctx, rf_job_spec *out,
                         rf_verr *err)
 {
-    json_error_t jerr;
     json_t *root = NULL;
     json_t *summary = NULL;
-    rf_err rv = RF_OK;
+    rf_err rv;
 
     memset(out, 0, sizeof(*out));
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        rf_verr_set(err, "body", "malformed_json", "malformed JSON at line %d, column %d: %s",
-                    jerr.line, jerr.column, jerr.text);
-        return RF_EINVAL;
-    }
-    if (!json_is_object(root)) {
-        rf_verr_set(err, "body", "invalid_type", "the request body must be a JSON object");
-        rv = RF_EINVAL;
-        goto out;
+    rv = rf_verr_json_body(body, len, &root, err);
+    if (rv != RF_OK) {
+        return rv;
     }
     rv = parse_title(root, out, err);
     if (rv == RF_OK) {

@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "rf_err.h"
+
 typedef struct rf_verr {
     char field[128];
     char reason[32];
@@ -17,5 +21,10 @@ typedef struct rf_verr {
  * truncated to fit. */
 void rf_verr_set(rf_verr *e, const char *field, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Parses a request body that must be one JSON object (duplicate keys
+ * refused) into *root, which the caller releases; otherwise RF_EINVAL with
+ * field "body" and reason malformed_json or invalid_type. */
+rf_err rf_verr_json_body(const char *body, size_t len, json_t **root, rf_verr *e);
 
 #endif
